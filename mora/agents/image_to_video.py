@@ -1,0 +1,41 @@
+"""The image-to-video agent: animates first frames into candidate clips."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from mora.agents.loading import load_diffusion_pipeline
+from mora.agents.text_to_image import generators
+from mora.config import ModelRef, RuntimeConfig
+from mora.media import to_uint8
+
+# Pipelines that take no text: they animate from the image alone.
+IMAGE_ONLY = {"StableVideoDiffusionPipeline"}
+
+
+class ImageToVideoAgent:
+    """Any diffusers image-to-video pipeline (LTX-Video, Wan, CogVideoX, Stable Video Diffusion)."""
+
+    def __init__(self, pipe, ref: ModelRef):
+        self.pipe, self.ref = pipe, ref
+        self.family = type(pipe).__name__
+
+    @classmethod
+    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ImageToVideoAgent:
+        return cls(load_diffusion_pipeline(ref, runtime), ref)
+
+    def animate(self, images: list[Image.Image], prompt: str, seeds: list[int], num_frames: int, height: int,
+                width: int, steps: int, guidance: float, fps: float) -> np.ndarray:
+        """``[B, T, H, W, 3]`` uint8 frames, one clip per image, in one batched call."""
+        kwargs = dict(image=images, height=height, width=width, num_frames=num_frames, num_inference_steps=steps,
+                      generator=generators(seeds), output_type="np")
+        if self.family in IMAGE_ONLY:
+            kwargs.update(max_guidance_scale=max(guidance, 1.0), fps=round(fps), motion_bucket_id=180,
+                          noise_aug_strength=0.1, decode_chunk_size=8)
+        else:
+            kwargs.update(prompt=[prompt] * len(images), guidance_scale=guidance)
+        if self.family.startswith("LTX"):
+            kwargs["frame_rate"] = fps
+        frames = np.asarray(self.pipe(**kwargs).frames)
+        return to_uint8(frames)

@@ -1,0 +1,137 @@
+"""The ``mora`` command line: rounds, tiny models, dataset inspection."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mora: synthesize and curate video training data.")
+models_app = typer.Typer(no_args_is_help=True, help="Model folders.")
+dataset_app = typer.Typer(no_args_is_help=True, help="Shards on disk.")
+app.add_typer(models_app, name="models")
+app.add_typer(dataset_app, name="dataset")
+console = Console()
+
+
+def _prefect_defaults() -> None:
+    """Prefect keeps its database under the project unless the user points it elsewhere."""
+    os.environ.setdefault("PREFECT_HOME", str(Path(".mora/prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _watch(state, total: int, stop: threading.Event) -> None:
+    with Progress(TextColumn("[bold]candidate sets"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        bar = progress.add_task("sets", total=total)
+        while not stop.wait(0.5):
+            progress.update(bar, completed=state.done_count())
+        progress.update(bar, completed=state.done_count())
+
+
+@app.command("round")
+def round_cmd(
+    config: Path = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset"),
+    set_: list[str] = typer.Option([], "--set", help="override a field: prompts.count=8 (repeatable)"),
+    iteration: int | None = typer.Option(None, help="iteration number (overrides the preset)"),
+    root: Path | None = typer.Option(None, help="shard root (overrides shards.root)"),
+) -> None:
+    """Run one dataset round (resumes an unfinished one with the same config)."""
+    from mora.agents.loading import ModelLoadError
+    from mora.config import ConfigError, load_config, parse_overrides
+    from mora.media import VideoError
+
+    try:
+        overrides = parse_overrides(set_)
+        if iteration is not None:
+            overrides["iteration"] = str(iteration)
+        if root is not None:
+            overrides["shards.root"] = str(root)
+        cfg = load_config(config, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _prefect_defaults()
+    from mora.flows.round import dataset_round
+    from mora.round.state import RoundState
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(RoundState(cfg), cfg.prompts.count, stop), daemon=True)
+    watcher.start()
+    try:
+        summary = dataset_round(str(config), overrides)
+    except (ConfigError, ModelLoadError, VideoError) as exc:
+        _fail(str(exc))
+    finally:
+        stop.set()
+        watcher.join()
+    _print_summary(summary, cfg)
+
+
+def _print_summary(summary: dict, cfg) -> None:
+    table = Table(title=f"round {summary['round_id']}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key != "shards":
+            table.add_row(key, str(value))
+    console.print(table)
+    for path in summary["shards"]:
+        console.print(f"shard: {path}")
+    if summary["pending_reviews"]:
+        console.print(f"{summary['pending_reviews']} candidate sets await human review: records in "
+                      f"{Path(cfg.shards.root) / '_state' / cfg.shards.dataset / 'reviews' / 'pending'}")
+
+
+@models_app.command("make-tiny")
+def make_tiny_cmd(
+    directory: Path = typer.Argument(..., help="folder that receives one sub-folder per model"),
+    seed: int = typer.Option(0, help="weight seed"),
+    force: bool = typer.Option(False, help="rebuild models that exist already"),
+) -> None:
+    """Build tiny random-weight models for every family a round uses (offline, from configs)."""
+    from mora.models.tiny import BUILDERS, make_tiny
+
+    with console.status("building tiny models"):
+        built = make_tiny(directory, seed=seed, force=force)
+    for name in BUILDERS:
+        mark = "built" if directory / name in built else "present"
+        console.print(f"{name:16s} {mark:8s} {directory / name}")
+
+
+@dataset_app.command("inspect")
+def inspect_cmd(root: Path = typer.Argument(Path("mora-data"), help="shard root")) -> None:
+    """Counts per dataset, iteration and decision, and sets awaiting review."""
+    from mora.datasets.shards import inspect
+    from mora.review.pending import pending_counts
+
+    if not root.is_dir():
+        _fail(f"shard root '{root}' does not exist; run a round first or pass the folder given as shards.root")
+    counts = inspect(root)
+    pending = pending_counts(root)
+    table = Table(title=f"shards under {root}")
+    for col in ("dataset", "iteration", "decision", "sets", "candidates", "selected"):
+        table.add_column(col, justify="right" if col not in ("dataset", "decision") else "left")
+    for row in counts.itertuples(index=False):
+        table.add_row(row.dataset, str(row.iteration), row.decision, str(row.sets), str(row.candidates),
+                      str(row.selected))
+    console.print(table)
+    for (dataset, it), n in sorted(pending.items()):
+        console.print(f"{dataset} iteration {it}: {n} sets pending human review")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Typed round configuration, loaded from YAML presets and validated at the edge."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A one-line message that names the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(_Strict):
+    """A model as a local folder or a hub id; a revision pins hub ids."""
+
+    id: str = Field(min_length=1)
+    revision: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.id}@{self.revision}" if self.revision else self.id
+
+
+class RuntimeConfig(_Strict):
+    device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    cpu_offload: bool = False
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's default")
+
+
+class PromptConfig(_Strict):
+    source: Literal["llm", "synthesizer"] = "llm"
+    count: int = Field(16, ge=1, le=10_000)
+    seeds: list[str] = Field(default_factory=lambda: ["a red fox runs through a snowy forest at dawn"], min_length=1)
+    model: ModelRef | None = None
+    enhance: bool = True
+    max_new_tokens: int = Field(64, ge=8, le=2048)
+    temperature: float = Field(0.9, gt=0, le=2)
+
+    @model_validator(mode="after")
+    def _llm_needs_model(self) -> PromptConfig:
+        if (self.source == "llm" or self.enhance) and self.model is None:
+            raise ValueError("prompts.model is required when source is 'llm' or enhance is true")
+        return self
+
+
+class GenerationConfig(_Strict):
+    text_to_image: ModelRef
+    image_to_video: ModelRef
+    candidates: int = Field(4, ge=2, le=16, description="candidate videos per prompt (the paper uses 4)")
+    height: int = Field(64, ge=16, le=4096)
+    width: int = Field(64, ge=16, le=4096)
+    num_frames: int = Field(17, ge=2, le=1024)
+    fps: float = Field(8.0, gt=0, le=120)
+    image_steps: int = Field(4, ge=1, le=200)
+    video_steps: int = Field(4, ge=1, le=200)
+    image_guidance: float = Field(5.0, ge=0)
+    video_guidance: float = Field(3.0, ge=0)
+
+    @field_validator("height", "width")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"must be a multiple of 16 (got {v})")
+        return v
+
+
+class JudgeConfig(_Strict):
+    name: str = Field(min_length=1)
+    family: Literal["qwen2-vl", "llava-onevision"]
+    model: ModelRef
+    frames_per_candidate: int = Field(4, ge=1, le=64)
+    orders: int = Field(2, ge=1, le=24, description="presentation orders per set, against position bias")
+
+
+class ShardConfig(_Strict):
+    root: Path = Path("mora-data")
+    dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    max_rows_per_shard: int = Field(256, ge=4)
+
+
+class RoundConfig(_Strict):
+    iteration: int = Field(1, ge=1)
+    seed: int = Field(0, ge=0)
+    prompts: PromptConfig
+    generation: GenerationConfig
+    judges: list[JudgeConfig] = Field(min_length=2, max_length=2)
+    shards: ShardConfig = ShardConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @model_validator(mode="after")
+    def _distinct_judges(self) -> RoundConfig:
+        if self.judges[0].name == self.judges[1].name:
+            raise ValueError("judges: the two judges need different names")
+        return self
+
+    def fingerprint(self) -> str:
+        """Identifies what a round makes: the same config resumes the same round."""
+        return hashlib.sha256(self.model_dump_json(exclude={"shards": {"root"}}).encode()).hexdigest()[:10]
+
+    @property
+    def round_id(self) -> str:
+        return f"{self.shards.dataset}-it{self.iteration:03d}-{self.fingerprint()}"
+
+
+def _set_dotted(data: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{key}' is not a section; use a field path like generation.fps")
+    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+
+
+def _one_line(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    got = f" (got {first['input']!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
+        first.get("input"), dict) else ""
+    return f"config field '{field}': {msg}{got}{more}; fix it in {source} or override with --set {field}=VALUE"
+
+
+def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> RoundConfig:
+    """Read a YAML preset, apply ``field.path=value`` overrides, and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found; pass an existing YAML preset such as configs/tiny.yaml")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of fields; see configs/tiny.yaml")
+    for dotted, raw in (overrides or {}).items():
+        _set_dotted(data, dotted, raw)
+    try:
+        return RoundConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, str(path))) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override '{pair}' needs the form field.path=VALUE, e.g. prompts.count=8")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,59 @@
+"""The shard schema, versioned: one row per candidate, the winner marked ``selected``.
+
+Layout: ``ROOT/DATASET/iteration=K/part-ROUNDID-NNNNN.parquet`` (Hive-style, so pyarrow and
+``datasets`` recognise the iteration). The video is stored in the row as mp4 bytes: a shard is one
+self-contained file that is written atomically, moved and copied as a unit, and read by
+``datasets`` without path fix-ups; tiny candidates are a few KB and real ones a few MB, well within
+a Parquet row group. Round state (resume, pending reviews) lives under ``ROOT/_state``, never inside
+a dataset folder, so ``datasets.load_dataset("parquet", data_dir=ROOT/DATASET)`` reads only shards.
+
+The iteration is the partition key only (``iteration=K`` in the path), not a column in the files:
+pandas and pyarrow add it from the path, and a column of the same name would clash with it there.
+``datasets`` does not read partition keys: load one iteration with
+``data_files="ROOT/DATASET/iteration=K/*.parquet"``; ``round_id`` names the iteration too.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+MODEL = pa.struct([("role", pa.string()), ("model_id", pa.string()), ("revision", pa.string())])
+ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32()))])
+JUDGE = pa.struct([
+    ("judge", pa.string()), ("model", pa.string()), ("ranking", pa.list_(pa.int32())),
+    ("scores", pa.list_(pa.float64())), ("confidence", pa.float64()), ("per_order", pa.list_(ORDER)),
+    ("abstained", pa.bool_()), ("reason", pa.string()), ("seconds", pa.float64()),
+])
+TS = pa.timestamp("us", tz="UTC")
+
+SCHEMA = pa.schema([
+    ("schema_version", pa.int16()),
+    ("round_id", pa.string()),
+    ("set_id", pa.string()),
+    ("prompt_index", pa.int32()),
+    ("prompt", pa.string()),
+    ("prompt_source", pa.string()),  # llm | synthesizer | seed
+    ("enhanced_prompt", pa.string()),
+    ("enhanced_by", pa.string()),  # the prompt agent's model, or "none" when its answer was unusable
+    ("procedure", pa.string()),
+    ("candidate_index", pa.int8()),
+    ("seed", pa.int64()),
+    ("video", pa.binary()),  # mp4 (H.264)
+    ("num_frames", pa.int32()),
+    ("fps", pa.float32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("generator_models", pa.list_(MODEL)),
+    ("criterion", pa.string()),
+    ("criterion_seed", pa.int64()),
+    ("judges", pa.list_(JUDGE)),
+    ("decision", pa.string()),  # accepted | needs_review | discarded
+    ("decision_source", pa.string()),  # judges | human
+    ("decision_reason", pa.string()),
+    ("selected", pa.bool_()),
+    ("generation_seconds", pa.float64()),
+    ("created_at", TS),
+    ("round_started_at", TS),
+])

@@ -1,0 +1,72 @@
+"""Writing and reading the iteration shards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from mora.datasets.schema import SCHEMA
+
+
+def iteration_dir(root: Path, dataset: str, iteration: int) -> Path:
+    return Path(root) / dataset / f"iteration={iteration}"
+
+
+def write_atomic(table: pa.Table, path: Path) -> Path:
+    """Write beside the target under a hidden name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def to_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def write_shards(rows: list[dict], root: Path, dataset: str, iteration: int, round_id: str,
+                 max_rows: int) -> list[Path]:
+    """Deterministic part names per round: writing the same round again replaces, never duplicates."""
+    out = iteration_dir(root, dataset, iteration)
+    table = to_table(rows)
+    paths = []
+    for part, start in enumerate(range(0, max(len(rows), 1), max_rows)):
+        paths.append(write_atomic(table.slice(start, max_rows), out / f"part-{round_id}-{part:05d}.parquet"))
+    return paths
+
+
+def open_dataset(root: Path, dataset: str) -> ds.Dataset:
+    return ds.dataset(Path(root) / dataset, format="parquet", partitioning="hive")
+
+
+def read_rows(root: Path, dataset: str, columns: list[str] | None = None) -> pd.DataFrame:
+    return open_dataset(root, dataset).to_table(columns=columns).to_pandas()
+
+
+def inspect(root: Path) -> pd.DataFrame:
+    """Candidate and set counts per dataset, iteration and decision."""
+    root = Path(root)
+    frames = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if not any(folder.glob("iteration=*/*.parquet")):
+            continue
+        df = read_rows(root, folder.name, ["iteration", "set_id", "decision", "selected"])
+        df.insert(0, "dataset", folder.name)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "iteration", "decision", "sets", "candidates", "selected"])
+    df = pd.concat(frames)
+    return (df.groupby(["dataset", "iteration", "decision"], as_index=False)
+              .agg(sets=("set_id", "nunique"), candidates=("set_id", "size"), selected=("selected", "sum")))

@@ -1,0 +1,61 @@
+"""Video bytes in and out, with PyAV (no torchvision, no ffmpeg binary)."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image
+
+
+class VideoError(ValueError):
+    pass
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Pipelines return floats in [0, 1]; video files hold bytes."""
+    if frames.dtype == np.uint8:
+        return frames
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
+    """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames."""
+    frames = to_uint8(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise VideoError(f"frames must have shape [T, H, W, 3], got {frames.shape}")
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> tuple[np.ndarray, float]:
+    """All frames as ``[T, H, W, 3]`` uint8 and the stream's frame rate."""
+    if not data:
+        raise VideoError("video is empty (0 bytes)")
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise VideoError(f"video cannot be decoded ({exc.__class__.__name__})") from None
+    if not frames:
+        raise VideoError("video has no frames")
+    return np.stack(frames), fps
+
+
+def sample_frames(data: bytes, count: int) -> list[Image.Image]:
+    """``count`` frames spread evenly over the video, first and last included."""
+    frames, _ = decode(data)
+    idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
+    return [Image.fromarray(frames[i]) for i in idx]

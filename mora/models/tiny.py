@@ -1,0 +1,195 @@
+"""Tiny random-weight models for every family a round uses, built offline from configs.
+
+They are saved with ``save_pretrained`` and the rest of mora loads them with ``from_pretrained``,
+exactly as it loads real weights; only their sizes differ.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mora.judges.processors import image_only
+from mora.prompts.synthesizer import corpus
+
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>"]
+LLAVA_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+
+# Chat templates in the shape of the real models' ones, so the same code formats prompts for both.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'text' %}{{ part['text'] }}"
+    "{% elif part['type'] == 'image' %}{{ image_markup }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_VL_TEMPLATE = CHATML.replace("{{ image_markup }}", "<|vision_start|><|image_pad|><|vision_end|>")
+LLAVA_TEMPLATE = CHATML.replace("{{ image_markup }}", "<image>")
+TEXT_TEMPLATE = CHATML.replace("{{ image_markup }}", "")
+
+COMPONENTS = ("prompt-llm", "sd3", "ltx-i2v", "qwen2-vl", "llava-onevision")
+
+
+def _qwen_tokenizer(specials: list[str], template: str):
+    from transformers import Qwen2Tokenizer
+
+    tok = Qwen2Tokenizer().train_new_from_iterator(corpus(), vocab_size=700, new_special_tokens=specials)
+    tok.chat_template = template
+    tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
+    return tok
+
+
+def _t5_parts():
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    tok = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus(), vocab_size=400)
+    config = T5Config(vocab_size=len(tok), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+                      relative_attention_num_buckets=8, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id)
+    return tok, T5EncoderModel(config)
+
+
+def _clip_text_parts():
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+
+    tok = CLIPTokenizer().train_new_from_iterator(corpus(), vocab_size=500)
+    tok.model_max_length = 77
+    config = CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                            num_hidden_layers=2, projection_dim=32, bos_token_id=tok.bos_token_id,
+                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                            max_position_embeddings=77)
+    return tok, CLIPTextModelWithProjection(config)
+
+
+def build_prompt_llm(out: Path) -> None:
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tok = _qwen_tokenizer(QWEN_SPECIALS[:3], TEXT_TEMPLATE)
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.pad_token_id)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def build_sd3(out: Path) -> None:
+    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel,
+                           StableDiffusion3Pipeline)
+
+    tok, enc = _clip_text_parts()
+    tok2, enc2 = _clip_text_parts()
+    tok3, enc3 = _t5_parts()
+    transformer = SD3Transformer2DModel(sample_size=16, patch_size=1, in_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
+    vae = AutoencoderKL(sample_size=64, in_channels=3, out_channels=3, block_out_channels=(8, 16, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                        layers_per_block=1, latent_channels=4, norm_num_groups=8, use_quant_conv=False,
+                        use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
+    pipe = StableDiffusion3Pipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+                                    text_encoder=enc, tokenizer=tok, text_encoder_2=enc2, tokenizer_2=tok2,
+                                    text_encoder_3=enc3, tokenizer_3=tok3)
+    pipe.save_pretrained(out)
+
+
+def build_ltx_i2v(out: Path) -> None:
+    from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
+                           LTXVideoTransformer3DModel)
+
+    tok, enc = _t5_parts()
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=32)
+    vae = AutoencoderKLLTXVideo(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                                decoder_layers_per_block=(1, 1, 1, 1, 1),
+                                spatio_temporal_scaling=(True, True, True, False),
+                                decoder_spatio_temporal_scaling=(True, True, True, False),
+                                decoder_inject_noise=(False,) * 5, upsample_residual=(False,) * 4,
+                                upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+                                patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    pipe = LTXImageToVideoPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=enc,
+                                   tokenizer=tok, transformer=transformer)
+    pipe.save_pretrained(out)
+
+
+def build_qwen2_vl(out: Path) -> None:
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    tok = _qwen_tokenizer(QWEN_SPECIALS, QWEN_VL_TEMPLATE)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True)
+    Qwen2VLForConditionalGeneration(config).save_pretrained(out)
+    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    image_only(Qwen2VLProcessor)(image_processor=image_processor, tokenizer=tok,
+                                 chat_template=QWEN_VL_TEMPLATE).save_pretrained(out)
+
+
+def build_llava_onevision(out: Path) -> None:
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
+                              LlavaOnevisionImageProcessor, LlavaOnevisionProcessor)
+
+    tok = _qwen_tokenizer(LLAVA_SPECIALS, LLAVA_TEMPLATE)
+    config = LlavaOnevisionConfig(
+        text_config=dict(model_type="qwen2", vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>")),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=37,
+                           num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8),
+        image_token_index=tok.convert_tokens_to_ids("<image>"), video_token_index=tok.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=[[32, 32]], vision_feature_layer=-1, vision_feature_select_strategy="full",
+        tie_word_embeddings=True)
+    LlavaOnevisionForConditionalGeneration(config).save_pretrained(out)
+    image_processor = LlavaOnevisionImageProcessor(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32},
+                                                   image_grid_pinpoints=[[32, 32]], do_pad=True)
+    image_only(LlavaOnevisionProcessor)(image_processor=image_processor, tokenizer=tok, num_image_tokens=16,
+                                        vision_feature_select_strategy="full",
+                                        chat_template=LLAVA_TEMPLATE).save_pretrained(out)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "prompt-llm": build_prompt_llm,
+    "sd3": build_sd3,
+    "ltx-i2v": build_ltx_i2v,
+    "qwen2-vl": build_qwen2_vl,
+    "llava-onevision": build_llava_onevision,
+}
+
+
+def make_tiny(root: Path, seed: int = 0, force: bool = False) -> list[Path]:
+    """Build every missing tiny model under ``root``; a folder counts as built once its marker exists."""
+    built = []
+    for name, build in BUILDERS.items():
+        out = root / name
+        marker = out / ".mora-tiny.json"
+        if marker.exists() and not force:
+            continue
+        tmp = root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        torch.manual_seed(seed)
+        build(tmp)
+        (tmp / ".mora-tiny.json").write_text(json.dumps({"component": name, "seed": seed}))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        built.append(out)
+    return built

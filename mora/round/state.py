@@ -1,0 +1,94 @@
+"""What a round has finished, on disk, so that a crashed round resumes where it stopped.
+
+``ROOT/_state/DATASET/rounds/ROUND_ID/`` holds the planned prompts and one staged Parquet file per
+finished candidate set; the shards are assembled from them at the end. Every file is written
+atomically, so a crash leaves either a whole set or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mora.config import RoundConfig
+from mora.datasets.schema import SCHEMA
+from mora.datasets.shards import write_atomic
+
+
+@dataclass
+class PlannedPrompt:
+    index: int
+    prompt: str
+    source: str  # llm | synthesizer | seed
+    enhanced: str
+    enhanced_by: str
+
+    @property
+    def set_id(self) -> str:
+        return f"p{self.index:05d}"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def state_root(config: RoundConfig) -> Path:
+    return Path(config.shards.root) / "_state" / config.shards.dataset
+
+
+class RoundState:
+    def __init__(self, config: RoundConfig):
+        self.round_id = config.round_id
+        self.dir = state_root(config) / "rounds" / self.round_id
+        self.sets_dir = self.dir / "sets"
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / "complete.json").exists()
+
+    def mark_complete(self, summary: dict) -> None:
+        write_json_atomic(self.dir / "complete.json", summary)
+
+    def summary(self) -> dict:
+        return json.loads((self.dir / "complete.json").read_text())
+
+    def started_at(self, now: str) -> str:
+        """The first start of this round, kept across resumes."""
+        path = self.dir / "started.json"
+        if not path.exists():
+            write_json_atomic(path, {"started_at": now})
+        return json.loads(path.read_text())["started_at"]
+
+    def load_prompts(self) -> list[PlannedPrompt] | None:
+        path = self.dir / "prompts.json"
+        return [PlannedPrompt(**p) for p in json.loads(path.read_text())] if path.exists() else None
+
+    def save_prompts(self, prompts: list[PlannedPrompt]) -> None:
+        write_json_atomic(self.dir / "prompts.json", [asdict(p) for p in prompts])
+
+    def _set_path(self, set_id: str) -> Path:
+        return self.sets_dir / f"{set_id}.parquet"
+
+    def has_set(self, set_id: str) -> bool:
+        return self._set_path(set_id).exists()
+
+    def done_count(self) -> int:
+        return len(list(self.sets_dir.glob("*.parquet"))) if self.sets_dir.exists() else 0
+
+    def save_set(self, set_id: str, rows: list[dict]) -> None:
+        write_atomic(pa.Table.from_pylist(rows, schema=SCHEMA), self._set_path(set_id))
+
+    def load_rows(self, prompts: list[PlannedPrompt]) -> list[dict]:
+        rows = []
+        for p in prompts:
+            rows.extend(pq.read_table(self._set_path(p.set_id), schema=SCHEMA).to_pylist())
+        return rows

@@ -1,0 +1,127 @@
+"""The steps of a dataset round as plain functions: prompts, candidates, judges, decision, rows.
+
+Prefect tasks wrap these one to one (``mora/tasks/round.py``); tests and benchmarks call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mora.agents.image_to_video import ImageToVideoAgent
+from mora.agents.prompt import PromptAgent, dedupe
+from mora.agents.text_to_image import TextToImageAgent
+from mora.config import RoundConfig
+from mora.datasets.schema import SCHEMA_VERSION
+from mora.judges.criteria import Criterion, draw_criterion
+from mora.judges.scoring import LabelScoringJudge
+from mora.judges.verdict import ACCEPTED, Decision, JudgeRanking, decide
+from mora.media import encode_mp4, sample_frames
+from mora.procedures.text_to_video import PROCEDURE, Candidate, text_to_video
+from mora.prompts.synthesizer import synthesize_prompts
+from mora.round.state import PlannedPrompt
+
+
+def derive_seed(base: int, *parts) -> int:
+    """A stable 63-bit seed for one purpose: independent of run order, so resumed rounds match."""
+    digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass
+class RoundAgents:
+    """Every model a round needs, loaded once per worker process (see ``mora.agents.loading``)."""
+
+    prompt: PromptAgent | None
+    text_to_image: TextToImageAgent
+    image_to_video: ImageToVideoAgent
+    judges: list[LabelScoringJudge]
+
+    @classmethod
+    def load(cls, config: RoundConfig) -> RoundAgents:
+        rt, p = config.runtime, config.prompts
+        prompt = (PromptAgent.from_pretrained(p.model, rt, max_new_tokens=p.max_new_tokens,
+                                              temperature=p.temperature) if p.model else None)
+        return cls(prompt=prompt,
+                   text_to_image=TextToImageAgent.from_pretrained(config.generation.text_to_image, rt),
+                   image_to_video=ImageToVideoAgent.from_pretrained(config.generation.image_to_video, rt),
+                   judges=[LabelScoringJudge.from_pretrained(j, rt) for j in config.judges])
+
+
+def plan_prompts(config: RoundConfig, agent: PromptAgent | None) -> list[PlannedPrompt]:
+    """New prompts from the seeds (LLM, topped up by the synthesizer when it falls short), then enhanced."""
+    p = config.prompts
+    prompts: list[tuple[str, str]] = []
+    if p.source == "llm":
+        prompts = [(text, "llm") for text in agent.invent(p.seeds, p.count, derive_seed(config.seed, "invent"))]
+    extra = synthesize_prompts(min(p.count * 2, 2000), derive_seed(config.seed, "synthesize"))
+    texts = dedupe([t for t, _ in prompts] + extra)[: p.count]
+    sources = dict(prompts)
+    prompts = [(t, sources.get(t, "synthesizer")) for t in texts]
+    enhanced: list[str | None] = [None] * len(prompts)
+    if p.enhance:
+        enhanced = agent.enhance([t for t, _ in prompts], derive_seed(config.seed, "enhance"))
+    by = p.model.describe() if p.model else "none"
+    return [PlannedPrompt(index=i, prompt=t, source=s, enhanced=e or t, enhanced_by=by if e else "none")
+            for i, ((t, s), e) in enumerate(zip(prompts, enhanced, strict=True))]
+
+
+def make_candidates(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt) -> list[Candidate]:
+    seeds = [derive_seed(config.seed, "candidate", planned.index, j) for j in range(config.generation.candidates)]
+    return text_to_video(agents.text_to_image, agents.image_to_video, planned.enhanced, seeds, config.generation)
+
+
+def encode_candidates(config: RoundConfig, candidates: list[Candidate]) -> list[bytes]:
+    return [encode_mp4(c.frames, config.generation.fps) for c in candidates]
+
+
+def set_criterion(config: RoundConfig, planned: PlannedPrompt) -> tuple[Criterion, int]:
+    seed = derive_seed(config.seed, "criterion", planned.index)
+    return draw_criterion(seed), seed
+
+
+def judge_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, videos: list[bytes],
+              criterion: Criterion) -> list[JudgeRanking]:
+    """Both judges see the stored videos (decoded back), so they rank exactly what trainers get."""
+    order_seed = derive_seed(config.seed, "orders", planned.index)
+    rankings = []
+    for judge in agents.judges:
+        frames = [sample_frames(v, judge.config.frames_per_candidate) for v in videos]
+        rankings.append(judge.rank(planned.enhanced, criterion, frames, order_seed))
+    return rankings
+
+
+def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candidate], videos: list[bytes],
+             criterion: Criterion, criterion_seed: int, rankings: list[JudgeRanking], decision: Decision,
+             started_at: datetime) -> list[dict]:
+    """One row per candidate, in the shard schema."""
+    gen = config.generation
+    models = [{"role": "text_to_image", "model_id": gen.text_to_image.id, "revision": gen.text_to_image.revision},
+              {"role": "image_to_video", "model_id": gen.image_to_video.id, "revision": gen.image_to_video.revision}]
+    if config.prompts.model:
+        models.append({"role": "prompt", "model_id": config.prompts.model.id,
+                       "revision": config.prompts.model.revision})
+    now = datetime.now(UTC)
+    return [{
+        "schema_version": SCHEMA_VERSION, "round_id": config.round_id,
+        "set_id": f"{config.round_id}/{planned.set_id}", "prompt_index": planned.index, "prompt": planned.prompt,
+        "prompt_source": planned.source, "enhanced_prompt": planned.enhanced, "enhanced_by": planned.enhanced_by,
+        "procedure": PROCEDURE, "candidate_index": c.index, "seed": c.seed, "video": video,
+        "num_frames": int(c.frames.shape[0]), "fps": gen.fps, "width": int(c.frames.shape[2]),
+        "height": int(c.frames.shape[1]), "generator_models": models, "criterion": criterion.key,
+        "criterion_seed": criterion_seed, "judges": [r.to_row() for r in rankings],
+        "decision": decision.decision, "decision_source": "judges", "decision_reason": decision.reason,
+        "selected": decision.decision == ACCEPTED and decision.winner == c.index,
+        "generation_seconds": c.seconds, "created_at": now, "round_started_at": started_at,
+    } for c, video in zip(candidates, videos, strict=True)]
+
+
+def make_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, started_at: datetime) -> list[dict]:
+    """The whole story for one prompt, without Prefect: candidates, judges, decision, rows."""
+    candidates = make_candidates(config, agents, planned)
+    videos = encode_candidates(config, candidates)
+    criterion, criterion_seed = set_criterion(config, planned)
+    rankings = judge_set(config, agents, planned, videos, criterion)
+    return set_rows(config, planned, candidates, videos, criterion, criterion_seed, rankings, decide(rankings),
+                    started_at)

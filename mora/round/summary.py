@@ -1,0 +1,38 @@
+"""What a round produced, as numbers a person reads first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from mora.judges.verdict import ACCEPTED, DISCARDED, NEEDS_REVIEW
+
+
+def summarize(round_id: str, rows: list[dict], shard_paths: list[Path], pending: int, seconds: float) -> dict:
+    sets: dict[str, dict] = {}
+    for row in rows:
+        sets.setdefault(row["set_id"], row)
+    decisions = Counter(r["decision"] for r in sets.values())
+    judged = [r for r in sets.values() if not any(j["abstained"] for j in r["judges"])]
+    agree = sum(len({j["ranking"][0] for j in r["judges"]}) == 1 for r in judged)
+    return {
+        "round_id": round_id,
+        "prompts": len(sets),
+        "candidates": len(rows),
+        ACCEPTED: decisions.get(ACCEPTED, 0),
+        NEEDS_REVIEW: decisions.get(NEEDS_REVIEW, 0),
+        DISCARDED: decisions.get(DISCARDED, 0),
+        "judge_agreement": round(agree / len(judged), 3) if judged else None,
+        "pending_reviews": pending,
+        "shards": [str(p) for p in shard_paths],
+        "seconds": round(seconds, 2),
+    }
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = [f"# Dataset round `{summary['round_id']}`", "", "| what | count |", "|---|---|"]
+    for key in ("prompts", "candidates", ACCEPTED, NEEDS_REVIEW, DISCARDED, "judge_agreement", "pending_reviews",
+                "seconds"):
+        lines.append(f"| {key} | {summary[key]} |")
+    lines += ["", "Shards:"] + [f"- `{p}`" for p in summary["shards"]]
+    return "\n".join(lines)
