@@ -111,13 +111,25 @@ class RoundConfig(_Strict):
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:
+    """``a.b.0.c=value``: mappings by key, lists by index; the value is parsed as YAML."""
     keys = dotted.split(".")
     node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override '{dotted}': '{key}' is not a section; use a field path like generation.fps")
-    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            index: int | str = int(key)
+        elif isinstance(node, dict):
+            index = key
+        else:
+            raise ConfigError(f"override '{dotted}': '{'.'.join(keys[:depth]) or key}' has no field '{key}'; "
+                              "use a field path like generation.fps or judges.0.orders")
+        if last:
+            node[index] = yaml.safe_load(raw) if raw != "" else None
+        else:
+            if isinstance(node, dict):
+                node = node.setdefault(key, {})
+            else:
+                node = node[index]
 
 
 def _one_line(err: ValidationError, source: str) -> str:
@@ -138,7 +150,8 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Ro
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"config file '{path}' is not valid YAML ({first}); fix its syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{path}' must hold a mapping of fields; see configs/tiny.yaml")
     for dotted, raw in (overrides or {}).items():

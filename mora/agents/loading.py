@@ -58,7 +58,7 @@ def load_diffusion_pipeline(ref: ModelRef, runtime: RuntimeConfig):
     def load():
         from diffusers import DiffusionPipeline
 
-        pipe = DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, torch_dtype=torch_dtype(runtime))
+        pipe = DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
         if runtime.cpu_offload:
             pipe.enable_model_cpu_offload(device=runtime.device)
         else:

@@ -6,11 +6,18 @@ import time
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
 
 from mora.config import load_config
 from mora.round.state import RoundState
-from mora.tasks.round import (judge_candidates, make_candidates, report, send_to_review, write_iteration_shards,
-                              write_prompts)
+from mora.tasks.round import (
+    judge_candidates,
+    make_candidates,
+    report,
+    send_to_review,
+    write_iteration_shards,
+    write_prompts,
+)
 
 
 @flow(name="dataset-round")
@@ -30,7 +37,7 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
             continue
         candidates, videos = make_candidates(config, planned)
         judge_candidates(config, state, planned, candidates, videos, started_at)
-    rows = state.load_rows(prompts)
+    rows = quote(state.load_rows(prompts))  # quoted: Prefect need not walk every row's fields
     shards = write_iteration_shards(config, rows)
     pending = send_to_review(config, rows, shards)
     return report(config, state, rows, shards, pending, time.perf_counter() - start)

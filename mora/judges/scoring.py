@@ -43,7 +43,8 @@ def judge_messages(prompt: str, criterion: Criterion, frames: list[list[Image.Im
     for pos, cand in enumerate(order):
         content.append({"type": "text", "text": f"\nCandidate {LABELS[pos]}:"})
         content.extend({"type": "image"} for _ in frames[cand])
-    content.append({"type": "text", "text": "\nWhich candidate is best under the criterion? Answer with the letter only."})
+    content.append({"type": "text",
+                    "text": "\nWhich candidate is best under the criterion? Answer with the letter only."})
     return [{"role": "user", "content": content}]
 
 

@@ -83,8 +83,12 @@ def build_prompt_llm(out: Path) -> None:
 
 
 def build_sd3(out: Path) -> None:
-    from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel,
-                           StableDiffusion3Pipeline)
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
 
     tok, enc = _clip_text_parts()
     tok2, enc2 = _clip_text_parts()
@@ -103,8 +107,12 @@ def build_sd3(out: Path) -> None:
 
 
 def build_ltx_i2v(out: Path) -> None:
-    from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXImageToVideoPipeline,
-                           LTXVideoTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXImageToVideoPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     tok, enc = _t5_parts()
     transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
@@ -132,7 +140,8 @@ def build_qwen2_vl(out: Path) -> None:
         text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
-                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                         bos_token_id=ids["<|endoftext|>"]),
         vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
@@ -145,8 +154,12 @@ def build_qwen2_vl(out: Path) -> None:
 
 
 def build_llava_onevision(out: Path) -> None:
-    from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration,
-                              LlavaOnevisionImageProcessor, LlavaOnevisionProcessor)
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+    )
 
     tok = _qwen_tokenizer(LLAVA_SPECIALS, LLAVA_TEMPLATE)
     config = LlavaOnevisionConfig(
@@ -160,7 +173,8 @@ def build_llava_onevision(out: Path) -> None:
         image_grid_pinpoints=[[32, 32]], vision_feature_layer=-1, vision_feature_select_strategy="full",
         tie_word_embeddings=True)
     LlavaOnevisionForConditionalGeneration(config).save_pretrained(out)
-    image_processor = LlavaOnevisionImageProcessor(size={"height": 32, "width": 32}, crop_size={"height": 32, "width": 32},
+    side = {"height": 32, "width": 32}
+    image_processor = LlavaOnevisionImageProcessor(size=side, crop_size=side,
                                                    image_grid_pinpoints=[[32, 32]], do_pad=True)
     image_only(LlavaOnevisionProcessor)(image_processor=image_processor, tokenizer=tok, num_image_tokens=16,
                                         vision_feature_select_strategy="full",

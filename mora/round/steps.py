@@ -17,7 +17,7 @@ from mora.datasets.schema import SCHEMA_VERSION
 from mora.judges.criteria import Criterion, draw_criterion
 from mora.judges.scoring import LabelScoringJudge
 from mora.judges.verdict import ACCEPTED, Decision, JudgeRanking, decide
-from mora.media import encode_mp4, sample_frames
+from mora.media import decode, encode_mp4, pick_frames
 from mora.procedures.text_to_video import PROCEDURE, Candidate, text_to_video
 from mora.prompts.synthesizer import synthesize_prompts
 from mora.round.state import PlannedPrompt
@@ -85,9 +85,10 @@ def judge_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, 
               criterion: Criterion) -> list[JudgeRanking]:
     """Both judges see the stored videos (decoded back), so they rank exactly what trainers get."""
     order_seed = derive_seed(config.seed, "orders", planned.index)
+    decoded = [decode(v)[0] for v in videos]  # once per set, shared by the judges
     rankings = []
     for judge in agents.judges:
-        frames = [sample_frames(v, judge.config.frames_per_candidate) for v in videos]
+        frames = [pick_frames(clip, judge.config.frames_per_candidate) for clip in decoded]
         rankings.append(judge.rank(planned.enhanced, criterion, frames, order_seed))
     return rankings
 

@@ -1,0 +1,38 @@
+"""The console script, run as a user runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mora(*args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", "mora.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
+
+
+def test_invalid_override_is_one_line_naming_the_field():
+    out = mora("round", "--set", "generation.num_frames=0")
+    assert out.returncode == 2
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "generation.num_frames" in lines[0] and "Traceback" not in out.stderr
+
+
+def test_missing_root_for_inspect_is_a_clear_error(tmp_path):
+    out = mora("dataset", "inspect", str(tmp_path / "nothing"))
+    assert out.returncode == 2 and "does not exist" in out.stdout
+
+
+@pytest.mark.slow
+def test_round_then_inspect(tiny_config_file, tmp_path):
+    out = mora("round", "--config", str(tiny_config_file), "--set", "prompts.count=2",
+               "--set", "generation.num_frames=9", env={"PREFECT_HOME": str(tmp_path / "prefect")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "candidate sets" in out.stdout and "shard:" in out.stdout and "2/2" in out.stdout
+    out = mora("dataset", "inspect", str(tmp_path / "data"))
+    assert out.returncode == 0
+    assert "tiny" in out.stdout and ("needs_review" in out.stdout or "accepted" in out.stdout)

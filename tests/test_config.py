@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from mora.config import ConfigError, load_config, parse_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_presets_validate():
+    cfg = load_config(REPO / "configs" / "tiny.yaml")
+    assert cfg.generation.candidates == 4
+    assert [j.family for j in cfg.judges] == ["llava-onevision", "qwen2-vl"]
+    real = load_config(REPO / "configs" / "sd3-svd-7b.yaml")
+    assert real.runtime.dtype == "bfloat16" and "stable-video-diffusion" in real.generation.image_to_video.id
+
+
+def test_overrides_apply_and_change_the_round_id():
+    base = load_config(REPO / "configs" / "tiny.yaml")
+    cfg = load_config(REPO / "configs" / "tiny.yaml", {"prompts.count": "3", "generation.fps": "12.5"})
+    assert cfg.prompts.count == 3 and cfg.generation.fps == 12.5
+    assert cfg.round_id != base.round_id
+    same_but_root = load_config(REPO / "configs" / "tiny.yaml", {"shards.root": "/elsewhere"})
+    assert same_but_root.round_id == base.round_id
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"generation.num_frames": "-1"}, "generation.num_frames"),
+    ({"generation.height": "70"}, "generation.height"),
+    ({"runtime.dtype": "float8"}, "runtime.dtype"),
+    ({"judges.0": "null"}, "judges.0"),
+    ({"prompts.colour": "red"}, "prompts.colour"),
+    ({"shards.dataset": "../escape"}, "shards.dataset"),
+])
+def test_invalid_values_name_the_field_on_one_line(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(REPO / "configs" / "tiny.yaml", overrides)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"'{field}'" in message and "--set" in message
+
+
+def test_judges_must_be_two_with_distinct_names(tmp_path):
+    text = (REPO / "configs" / "tiny.yaml").read_text().replace("name: qwen2-vl", "name: llava-onevision")
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="different names"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_bad_files_and_override_syntax(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("prompts: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="field.path=VALUE"):
+        parse_overrides(["prompts.count"])

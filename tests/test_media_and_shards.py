@@ -1,0 +1,93 @@
+"""Video encoding and the shard files: atomic, idempotent, readable by pandas, pyarrow and datasets."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
+from mora.datasets.shards import inspect, write_shards
+from mora.media import VideoError, decode, encode_mp4, sample_frames
+
+
+def _frames(t=9, h=32, w=48):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, size=(t, h, w, 3), dtype=np.uint8)
+
+
+def test_mp4_roundtrip_keeps_frames_size_and_fps():
+    data = encode_mp4(_frames(), fps=8)
+    frames, fps = decode(data)
+    assert frames.shape == (9, 32, 48, 3) and fps == pytest.approx(8)
+    assert [im.size for im in sample_frames(data, 4)] == [(48, 32)] * 4
+    smooth = np.full((5, 32, 32, 3), 120, np.uint8)
+    assert np.abs(decode(encode_mp4(smooth, 8))[0].astype(int) - 120).max() <= 2
+
+
+def test_float_frames_are_scaled_to_bytes():
+    frames, _ = decode(encode_mp4(np.ones((3, 16, 16, 3), np.float32), fps=4))
+    assert frames.min() > 240
+
+
+@pytest.mark.parametrize("data, words", [(b"", "empty"), (b"not a video at all" * 10, "cannot be decoded")])
+def test_bad_videos_raise_one_clear_error(data, words):
+    with pytest.raises(VideoError, match=words):
+        decode(data)
+
+
+def _rows(n_sets=3, cands=4, round_id="r-it001-x"):
+    video = encode_mp4(_frames(5, 16, 16), 8)
+    now = datetime.now(UTC)
+    rows = []
+    for s in range(n_sets):
+        for c in range(cands):
+            rows.append(dict(
+                schema_version=SCHEMA_VERSION, round_id=round_id, set_id=f"{round_id}/p{s:05d}", prompt_index=s,
+                prompt=f"prompt {s}", prompt_source="synthesizer", enhanced_prompt=f"detailed prompt {s}",
+                enhanced_by="none", procedure="text-to-video", candidate_index=c, seed=1000 * s + c, video=video,
+                num_frames=5, fps=8.0, width=16, height=16,
+                generator_models=[{"role": "text_to_image", "model_id": "m", "revision": None}],
+                criterion="realism", criterion_seed=1,
+                judges=[{"judge": "a", "model": "m", "ranking": [0, 1, 2, 3], "scores": [0.4, 0.3, 0.2, 0.1],
+                         "confidence": 0.1, "per_order": [{"order": [0, 1, 2, 3], "ranking": [0, 1, 2, 3]}],
+                         "abstained": False, "reason": None, "seconds": 0.1}],
+                decision="accepted" if s == 0 else "needs_review", decision_source="judges", decision_reason="x",
+                selected=s == 0 and c == 0, generation_seconds=0.1, created_at=now, round_started_at=now))
+    return rows
+
+
+def test_shards_are_hive_partitioned_and_readable_everywhere(tmp_path):
+    import datasets
+
+    write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=5)
+    write_shards(_rows(2, round_id="r-it002-y"), tmp_path, "d", 2, "r-it002-y", max_rows=100)
+    parts = sorted(p.name for p in (tmp_path / "d" / "iteration=1").iterdir())
+    assert parts == [f"part-r-it001-x-0000{i}.parquet" for i in range(3)]  # 12 rows, 5 per part
+
+    df = pd.read_parquet(tmp_path / "d")
+    assert len(df) == 20 and sorted(df.iteration.astype(int).unique()) == [1, 2]
+    table = ds.dataset(tmp_path / "d", format="parquet", partitioning="hive").to_table()
+    assert table.schema.field("iteration").type == "int32"
+    assert set(SCHEMA.names) <= set(table.schema.names)
+    hf = datasets.load_dataset("parquet", data_dir=str(tmp_path / "d"), split="train")
+    assert hf.num_rows == 20 and isinstance(hf[0]["video"], bytes)
+    one = datasets.load_dataset("parquet", data_files=str(tmp_path / "d/iteration=2/*.parquet"), split="train")
+    assert one.num_rows == 8
+    assert decode(df.video.iloc[0])[0].shape == (5, 16, 16, 3)
+
+
+def test_writing_a_round_again_replaces_instead_of_duplicating(tmp_path):
+    for _ in range(2):
+        write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=100)
+    files = list((tmp_path / "d").rglob("*"))
+    assert [f.name for f in files if f.is_file()] == ["part-r-it001-x-00000.parquet"]  # no leftovers either
+    assert len(pd.read_parquet(tmp_path / "d")) == 12
+
+
+def test_inspect_counts_per_iteration_and_decision(tmp_path):
+    write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=100)
+    counts = inspect(tmp_path).set_index("decision")
+    assert counts.loc["accepted", "sets"] == 1 and counts.loc["needs_review", "sets"] == 2
+    assert counts.loc["accepted", "selected"] == 1 and counts.loc["needs_review", "candidates"] == 8

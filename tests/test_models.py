@@ -1,0 +1,75 @@
+"""Agents and judges on the tiny models, loaded through from_pretrained(local folder)."""
+
+import numpy as np
+import pytest
+
+from mora.agents import loading
+from mora.agents.image_to_video import ImageToVideoAgent
+from mora.agents.prompt import PromptAgent
+from mora.agents.text_to_image import TextToImageAgent
+from mora.config import GenerationConfig, JudgeConfig, ModelRef, RuntimeConfig
+from mora.judges.criteria import CRITERIA
+from mora.judges.scoring import LabelScoringJudge
+from mora.media import encode_mp4, sample_frames
+from mora.procedures.text_to_video import text_to_video
+
+RT = RuntimeConfig()
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_models):
+    return GenerationConfig(text_to_image=ModelRef(id=str(tiny_models / "sd3")),
+                            image_to_video=ModelRef(id=str(tiny_models / "ltx-i2v")), num_frames=9)
+
+
+@pytest.fixture(scope="module")
+def agents(gen):
+    return TextToImageAgent.from_pretrained(gen.text_to_image, RT), ImageToVideoAgent.from_pretrained(
+        gen.image_to_video, RT)
+
+
+def test_models_load_once_per_process(gen, agents):
+    before = loading.loaded_count()
+    again = TextToImageAgent.from_pretrained(gen.text_to_image, RT)
+    assert again.pipe is agents[0].pipe and loading.loaded_count() == before
+
+
+def test_missing_model_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(loading.ModelLoadError, match="could not be loaded") as err:
+        TextToImageAgent.from_pretrained(ModelRef(id=str(tmp_path / "nope")), RT)
+    assert "\n" not in str(err.value)
+
+
+def test_text_to_video_candidates_have_the_configured_shape_and_own_seeds(gen, agents):
+    cands = text_to_video(*agents, "a red fox runs through snow", [1, 2, 3, 4], gen)
+    assert [c.seed for c in cands] == [1, 2, 3, 4]
+    assert all(c.frames.shape == (9, 64, 64, 3) and c.frames.dtype == np.uint8 for c in cands)
+    assert not np.array_equal(cands[0].frames, cands[1].frames)
+    again = text_to_video(*agents, "a red fox runs through snow", [1, 2, 3, 4], gen)
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(cands, again, strict=True))
+
+
+def test_prompt_agent_invents_distinct_cleaned_prompts(tiny_models):
+    agent = PromptAgent.from_pretrained(ModelRef(id=str(tiny_models / "prompt-llm")), RT, max_new_tokens=24)
+    prompts = agent.invent(["a red fox runs through a snowy forest"], 4, seed=0)
+    assert len(prompts) == len(set(prompts)) <= 4
+    assert all("\n" not in p and len(p.split()) >= 3 for p in prompts)
+    assert agent.invent(["a red fox runs through a snowy forest"], 4, seed=0) == prompts
+    enhanced = agent.enhance(["a red fox runs"], seed=0)
+    assert len(enhanced) == 1 and (enhanced[0] is None or len(enhanced[0].split()) >= 3)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "llava-onevision"])
+def test_judges_give_a_full_ranking_seen_in_two_orders(tiny_models, family):
+    cfg = JudgeConfig(name=family, family=family, model=ModelRef(id=str(tiny_models / family)), orders=2)
+    judge = LabelScoringJudge.from_pretrained(cfg, RT)
+    rng = np.random.default_rng(0)
+    videos = [encode_mp4(rng.integers(0, 255, (9, 64, 64, 3), dtype=np.uint8), 8) for _ in range(4)]
+    frames = [sample_frames(v, cfg.frames_per_candidate) for v in videos]
+    r = judge.rank("a red fox runs", CRITERIA[0], frames, seed=0)
+    assert not r.abstained and sorted(r.ranking) == [0, 1, 2, 3]
+    assert sum(r.scores) == pytest.approx(1.0, abs=1e-4)
+    assert r.scores[r.ranking[0]] >= r.scores[r.ranking[-1]] and r.confidence >= 0
+    assert [o["order"] for o in r.per_order] == [[0, 1, 2, 3], [3, 2, 1, 0]]
+    assert all(sorted(o["ranking"]) == [0, 1, 2, 3] for o in r.per_order)
+    assert judge.rank("a red fox runs", CRITERIA[0], frames, seed=0).ranking == r.ranking
