@@ -11,6 +11,7 @@ import pytest
 # Prefect reads its settings at import time: isolate its database before anything imports it.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mora-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # its console handler outlives pytest's captured streams
 os.environ.pop("PREFECT_API_URL", None)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,13 +39,3 @@ def tiny_config_file(tiny_models, tmp_path) -> Path:
     path.write_text(text)
     return path
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_prefect_server():
-    """Stop Prefect's temporary server while pytest still owns the log streams."""
-    yield
-    from prefect.logging.handlers import APILogHandler
-    from prefect.server.api.server import SubprocessASGIServer
-
-    APILogHandler.flush()
-    SubprocessASGIServer().stop()
