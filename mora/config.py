@@ -80,6 +80,16 @@ class JudgeConfig(_Strict):
     orders: int = Field(2, ge=1, le=24, description="presentation orders per set, against position bias")
 
 
+class GateConfig(_Strict):
+    """Hard quality gates; set a threshold to its permissive end (0, or 255/1.0) to switch a gate off."""
+
+    min_motion: float = Field(0.01, ge=0, description="mean optical-flow pixels per frame; below is static")
+    max_flicker: float = Field(40.0, ge=0, le=255, description="mean brightness jump between frames")
+    max_dark_fraction: float = Field(0.5, ge=0, le=1)
+    max_bright_fraction: float = Field(0.5, ge=0, le=1)
+    min_sharpness: float = Field(0.0, ge=0, description="variance of the Laplacian; 0 keeps blurry videos")
+
+
 class ShardConfig(_Strict):
     root: Path = Path("mora-data")
     dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -92,6 +102,7 @@ class RoundConfig(_Strict):
     prompts: PromptConfig
     generation: GenerationConfig
     judges: list[JudgeConfig] = Field(min_length=2, max_length=2)
+    gates: GateConfig = GateConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

@@ -92,3 +92,14 @@ def test_flow_records_its_summary_as_prefect_artifacts(tiny_config_file):
 
     dataset_round(str(tiny_config_file), {"prompts.count": "2", "generation.num_frames": "9"})
     assert {"round-summary", "round-counts"} <= asyncio.run(_artifact_keys())
+
+
+def test_sets_whose_candidates_all_fail_the_gates_are_discarded(tiny_config_file):
+    overrides = {"prompts.count": "2", "generation.num_frames": "9", "gates.min_motion": "1000"}
+    summary = dataset_round(str(tiny_config_file), overrides)
+    assert summary["discarded"] == 2 and summary["pending_reviews"] == 0
+    cfg = load_config(tiny_config_file, overrides)
+    df = pd.read_parquet(Path(cfg.shards.root) / "tiny")
+    assert (df.decision == "discarded").all() and not df.selected.any()
+    assert df.gate_failures.map(lambda f: f[0].startswith("static")).all()
+    assert (pd.json_normalize(df.gate_metrics).motion > 0).all()

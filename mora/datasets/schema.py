@@ -26,6 +26,8 @@ JUDGE = pa.struct([
     ("scores", pa.list_(pa.float64())), ("confidence", pa.float64()), ("per_order", pa.list_(ORDER)),
     ("abstained", pa.bool_()), ("reason", pa.string()), ("seconds", pa.float64()),
 ])
+GATES = pa.struct([("motion", pa.float64()), ("flicker", pa.float64()), ("dark_fraction", pa.float64()),
+                   ("bright_fraction", pa.float64()), ("sharpness", pa.float64())])
 TS = pa.timestamp("us", tz="UTC")
 
 SCHEMA = pa.schema([
@@ -46,6 +48,8 @@ SCHEMA = pa.schema([
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("generator_models", pa.list_(MODEL)),
+    ("gate_metrics", GATES),
+    ("gate_failures", pa.list_(pa.string())),  # empty: passed every hard gate
     ("criterion", pa.string()),
     ("criterion_seed", pa.int64()),
     ("judges", pa.list_(JUDGE)),

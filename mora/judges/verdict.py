@@ -39,13 +39,21 @@ class Decision:
     reason: str
 
 
-def decide(rankings: list[JudgeRanking]) -> Decision:
-    """Same top-1 from every judge: accepted. Any abstention or disagreement: human review."""
+def decide(rankings: list[JudgeRanking], passed: list[bool] | None = None) -> Decision:
+    """Same top-1 from every judge: accepted. Any abstention or disagreement: human review.
+
+    Candidates that failed a hard quality gate cannot win: each judge's pick is its best-ranked
+    candidate that passed. When none passed, the set is discarded.
+    """
+    n = len(rankings[0].scores)
+    passed = passed if passed is not None else [True] * n
+    if not any(passed):
+        return Decision(DISCARDED, None, "every candidate failed a quality gate")
     abstained = [r for r in rankings if r.abstained]
     if abstained:
         return Decision(NEEDS_REVIEW, None, f"judge {abstained[0].judge} abstained: {abstained[0].reason}")
-    tops = {r.top for r in rankings}
-    if len(tops) == 1:
-        return Decision(ACCEPTED, rankings[0].top, "judges agree on the best candidate")
-    picks = ", ".join(f"{r.judge} picks {r.top}" for r in rankings)
-    return Decision(NEEDS_REVIEW, None, f"judges disagree ({picks})")
+    picks = {r.judge: next(c for c in r.ranking if passed[c]) for r in rankings}
+    if len(set(picks.values())) == 1:
+        return Decision(ACCEPTED, next(iter(picks.values())), "judges agree on the best candidate")
+    said = ", ".join(f"{judge} picks {pick}" for judge, pick in picks.items())
+    return Decision(NEEDS_REVIEW, None, f"judges disagree ({said})")

@@ -14,7 +14,9 @@ from mora.agents.prompt import PromptAgent, dedupe
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
+from mora.judges import gates
 from mora.judges.criteria import Criterion, draw_criterion
+from mora.judges.gates import GateMetrics
 from mora.judges.scoring import LabelScoringJudge
 from mora.judges.verdict import ACCEPTED, Decision, JudgeRanking, decide
 from mora.media import decode, encode_mp4, pick_frames
@@ -82,20 +84,22 @@ def set_criterion(config: RoundConfig, planned: PlannedPrompt) -> tuple[Criterio
 
 
 def judge_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, videos: list[bytes],
-              criterion: Criterion) -> list[JudgeRanking]:
-    """Both judges see the stored videos (decoded back), so they rank exactly what trainers get."""
+              criterion: Criterion) -> tuple[list[JudgeRanking], list[GateMetrics], list[list[str]]]:
+    """Gates, then both judges, on the stored videos decoded back: they see exactly what trainers get."""
     order_seed = derive_seed(config.seed, "orders", planned.index)
-    decoded = [decode(v)[0] for v in videos]  # once per set, shared by the judges
+    decoded = [decode(v)[0] for v in videos]  # once per set, shared by the gates and the judges
+    metrics = [gates.measure(clip) for clip in decoded]
+    failures = [gates.check(m, config.gates) for m in metrics]
     rankings = []
     for judge in agents.judges:
         frames = [pick_frames(clip, judge.config.frames_per_candidate) for clip in decoded]
         rankings.append(judge.rank(planned.enhanced, criterion, frames, order_seed))
-    return rankings
+    return rankings, metrics, failures
 
 
 def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candidate], videos: list[bytes],
-             criterion: Criterion, criterion_seed: int, rankings: list[JudgeRanking], decision: Decision,
-             started_at: datetime) -> list[dict]:
+             criterion: Criterion, criterion_seed: int, rankings: list[JudgeRanking], metrics: list[GateMetrics],
+             failures: list[list[str]], decision: Decision, started_at: datetime) -> list[dict]:
     """One row per candidate, in the shard schema."""
     gen = config.generation
     models = [{"role": "text_to_image", "model_id": gen.text_to_image.id, "revision": gen.text_to_image.revision},
@@ -110,7 +114,8 @@ def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candi
         "prompt_source": planned.source, "enhanced_prompt": planned.enhanced, "enhanced_by": planned.enhanced_by,
         "procedure": PROCEDURE, "candidate_index": c.index, "seed": c.seed, "video": video,
         "num_frames": int(c.frames.shape[0]), "fps": gen.fps, "width": int(c.frames.shape[2]),
-        "height": int(c.frames.shape[1]), "generator_models": models, "criterion": criterion.key,
+        "height": int(c.frames.shape[1]), "generator_models": models, "gate_metrics": metrics[c.index].to_row(),
+        "gate_failures": failures[c.index], "criterion": criterion.key,
         "criterion_seed": criterion_seed, "judges": [r.to_row() for r in rankings],
         "decision": decision.decision, "decision_source": "judges", "decision_reason": decision.reason,
         "selected": decision.decision == ACCEPTED and decision.winner == c.index,
@@ -118,11 +123,18 @@ def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candi
     } for c, video in zip(candidates, videos, strict=True)]
 
 
-def make_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, started_at: datetime) -> list[dict]:
-    """The whole story for one prompt, without Prefect: candidates, judges, decision, rows."""
-    candidates = make_candidates(config, agents, planned)
-    videos = encode_candidates(config, candidates)
+def decide_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, candidates: list[Candidate],
+               videos: list[bytes], started_at: datetime) -> tuple[list[dict], Decision, Criterion]:
+    """A criterion, the gates and both judges, the decision, and the set's rows."""
     criterion, criterion_seed = set_criterion(config, planned)
-    rankings = judge_set(config, agents, planned, videos, criterion)
-    return set_rows(config, planned, candidates, videos, criterion, criterion_seed, rankings, decide(rankings),
-                    started_at)
+    rankings, metrics, failures = judge_set(config, agents, planned, videos, criterion)
+    decision = decide(rankings, [not f for f in failures])
+    rows = set_rows(config, planned, candidates, videos, criterion, criterion_seed, rankings, metrics, failures,
+                    decision, started_at)
+    return rows, decision, criterion
+
+
+def make_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, started_at: datetime) -> list[dict]:
+    """The whole story for one prompt, without Prefect: candidates, gates, judges, decision, rows."""
+    candidates = make_candidates(config, agents, planned)
+    return decide_set(config, agents, planned, candidates, encode_candidates(config, candidates), started_at)[0]

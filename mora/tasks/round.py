@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 
 from mora.config import RoundConfig
 from mora.datasets.shards import write_shards
-from mora.judges.verdict import decide
 from mora.procedures.text_to_video import Candidate
 from mora.review.pending import record_pending
 from mora.round import steps
@@ -39,11 +38,9 @@ def make_candidates(config: RoundConfig, planned: PlannedPrompt) -> tuple[list[C
 @task(name="judge-candidates", cache_policy=NO_CACHE, task_run_name="judge-candidates-{planned.set_id}")
 def judge_candidates(config: RoundConfig, state: RoundState, planned: PlannedPrompt, candidates: list[Candidate],
                      videos: list[bytes], started_at: datetime) -> str:
-    criterion, criterion_seed = steps.set_criterion(config, planned)
-    rankings = steps.judge_set(config, steps.RoundAgents.load(config), planned, videos, criterion)
-    decision = decide(rankings)
-    state.save_set(planned.set_id, steps.set_rows(config, planned, candidates, videos, criterion, criterion_seed,
-                                                  rankings, decision, started_at))
+    rows, decision, criterion = steps.decide_set(config, steps.RoundAgents.load(config), planned, candidates,
+                                                 videos, started_at)
+    state.save_set(planned.set_id, rows)
     get_run_logger().info("%s: %s (%s; criterion %s)", planned.set_id, decision.decision, decision.reason,
                           criterion.key)
     return decision.decision
