@@ -82,11 +82,13 @@ def _print_summary(summary: dict, cfg) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key != "shards":
+        if key not in ("shards", "contact_sheet"):
             table.add_row(key, str(value))
     console.print(table)
     for path in summary["shards"]:
         console.print(f"shard: {path}")
+    if summary.get("contact_sheet"):
+        console.print(f"contact sheet: {summary['contact_sheet']}")
     if summary["pending_reviews"]:
         console.print(f"{summary['pending_reviews']} candidate sets await human review: records in "
                       f"{Path(cfg.shards.root) / '_state' / cfg.shards.dataset / 'reviews' / 'pending'}")

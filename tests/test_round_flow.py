@@ -30,6 +30,10 @@ def test_round_with_agreeing_judges_accepts_and_writes_readable_shards(tiny_conf
     cfg = load_config(tiny_config_file, overrides)
     assert summary["prompts"] == 3 and summary["candidates"] == 12 and summary["accepted"] == 3
     assert summary["judge_agreement"] == 1.0 and summary["pending_reviews"] == 0
+    from PIL import Image
+
+    with Image.open(summary["contact_sheet"]) as sheet:  # 3 sets side by side, 4 candidates each
+        assert sheet.width > 3 * 64 * 3 and sheet.height > 4 * 64
 
     df = pd.read_parquet(Path(cfg.shards.root) / cfg.shards.dataset)
     assert len(df) == 12 and set(df.iteration.astype(int)) == {1}

@@ -35,4 +35,6 @@ def summary_markdown(summary: dict) -> str:
                 "seconds"):
         lines.append(f"| {key} | {summary[key]} |")
     lines += ["", "Shards:"] + [f"- `{p}`" for p in summary["shards"]]
+    if summary.get("contact_sheet"):
+        lines += ["", f"Contact sheet: `{summary['contact_sheet']}`"]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mora.config import RoundConfig
+from mora.datasets.contact_sheet import write_contact_sheet
 from mora.datasets.shards import write_shards
 from mora.procedures.text_to_video import Candidate
 from mora.review.pending import record_pending
@@ -64,9 +65,11 @@ def send_to_review(config: RoundConfig, rows: list[dict], shards: list[Path]) ->
 @task(name="report", cache_policy=NO_CACHE)
 def report(config: RoundConfig, state: RoundState, rows: list[dict], shards: list[Path], pending: int,
            seconds: float) -> dict:
-    summary = summarize(config.round_id, rows, shards, pending, seconds)
+    sheet = write_contact_sheet(rows, Path(config.shards.root) / "_reports" / config.shards.dataset /
+                                f"iteration={config.iteration}" / f"{config.round_id}-contact-sheet.png")
+    summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheet": str(sheet)}
     create_markdown_artifact(summary_markdown(summary), key="round-summary", description=config.round_id)
-    create_table_artifact([{"what": k, "value": str(summary[k])} for k in summary if k != "shards"],
+    create_table_artifact([{"what": k, "value": str(v)} for k, v in summary.items() if k != "shards"],
                           key="round-counts", description=config.round_id)
     state.mark_complete(summary)
     return summary
