@@ -13,8 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED = false
 round: setup tiny
 	$(VENV)/bin/mora round --config configs/tiny.yaml
 
-test: setup tiny
-	$(VENV)/bin/ruff check mora tests bench
+test: lint tiny
 	$(PY) -m pytest -q
 
 setup: $(STAMP)

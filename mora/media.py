@@ -58,7 +58,3 @@ def pick_frames(frames: np.ndarray, count: int) -> list[Image.Image]:
     """``count`` frames spread evenly over a clip, first and last included."""
     idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
     return [Image.fromarray(frames[i]) for i in idx]
-
-
-def sample_frames(data: bytes, count: int) -> list[Image.Image]:
-    return pick_frames(decode(data)[0], count)

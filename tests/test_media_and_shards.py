@@ -9,7 +9,7 @@ import pytest
 
 from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
 from mora.datasets.shards import inspect, write_shards
-from mora.media import VideoError, decode, encode_mp4, sample_frames
+from mora.media import VideoError, decode, encode_mp4, pick_frames
 
 
 def _frames(t=9, h=32, w=48):
@@ -21,7 +21,7 @@ def test_mp4_roundtrip_keeps_frames_size_and_fps():
     data = encode_mp4(_frames(), fps=8)
     frames, fps = decode(data)
     assert frames.shape == (9, 32, 48, 3) and fps == pytest.approx(8)
-    assert [im.size for im in sample_frames(data, 4)] == [(48, 32)] * 4
+    assert [im.size for im in pick_frames(frames, 4)] == [(48, 32)] * 4
     smooth = np.full((5, 32, 32, 3), 120, np.uint8)
     assert np.abs(decode(encode_mp4(smooth, 8))[0].astype(int) - 120).max() <= 2
 

@@ -5,13 +5,14 @@ import pytest
 
 from mora.agents import loading
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent
+from mora.agents.prompt import PromptAgent, dedupe
 from mora.agents.text_to_image import TextToImageAgent
-from mora.config import GenerationConfig, JudgeConfig, ModelRef, RuntimeConfig
+from mora.config import GenerationConfig, JudgeConfig, ModelRef, RuntimeConfig, load_config
 from mora.judges.criteria import CRITERIA
 from mora.judges.scoring import LabelScoringJudge
-from mora.media import encode_mp4, sample_frames
+from mora.media import decode, encode_mp4, pick_frames
 from mora.procedures.text_to_video import text_to_video
+from mora.round.steps import plan_prompts
 
 RT = RuntimeConfig()
 
@@ -49,14 +50,32 @@ def test_text_to_video_candidates_have_the_configured_shape_and_own_seeds(gen, a
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(cands, again, strict=True))
 
 
-def test_prompt_agent_invents_distinct_cleaned_prompts(tiny_models):
+def test_prompt_agent_invents_distinct_cleaned_prompts_reproducibly(tiny_models):
     agent = PromptAgent.from_pretrained(ModelRef(id=str(tiny_models / "prompt-llm")), RT, max_new_tokens=24)
     prompts = agent.invent(["a red fox runs through a snowy forest"], 4, seed=0)
     assert len(prompts) == len(set(prompts)) <= 4
     assert all("\n" not in p and len(p.split()) >= 3 for p in prompts)
     assert agent.invent(["a red fox runs through a snowy forest"], 4, seed=0) == prompts
-    enhanced = agent.enhance(["a red fox runs"], seed=0)
-    assert len(enhanced) == 1 and (enhanced[0] is None or len(enhanced[0].split()) >= 3)
+
+
+@pytest.mark.parametrize("overrides, sources", [
+    ({}, {"llm", "synthesizer"}),
+    ({"prompts.source": "synthesizer", "prompts.enhance": "false"}, {"synthesizer"}),
+])
+def test_planned_prompts_reach_the_count_distinct_and_say_where_they_came_from(tiny_config_file, overrides,
+                                                                               sources):
+    cfg = load_config(tiny_config_file, {"prompts.count": "6", **overrides})
+    agent = PromptAgent.from_pretrained(cfg.prompts.model, RT, max_new_tokens=cfg.prompts.max_new_tokens)
+    planned = plan_prompts(cfg, agent)
+    assert [p.index for p in planned] == list(range(6))
+    assert len(dedupe([p.prompt for p in planned])) == 6
+    assert {p.source for p in planned} <= sources
+    for p in planned:
+        assert len(p.enhanced.split()) >= 3
+        assert (p.enhanced_by, p.enhanced) == ("none", p.prompt) or p.enhanced_by == cfg.prompts.model.id
+    if not cfg.prompts.enhance:
+        assert all(p.enhanced_by == "none" for p in planned)
+    assert plan_prompts(cfg, agent) == planned
 
 
 @pytest.mark.parametrize("family", ["qwen2-vl", "llava-onevision"])
@@ -65,7 +84,7 @@ def test_judges_give_a_full_ranking_seen_in_two_orders(tiny_models, family):
     judge = LabelScoringJudge.from_pretrained(cfg, RT)
     rng = np.random.default_rng(0)
     videos = [encode_mp4(rng.integers(0, 255, (9, 64, 64, 3), dtype=np.uint8), 8) for _ in range(4)]
-    frames = [sample_frames(v, cfg.frames_per_candidate) for v in videos]
+    frames = [pick_frames(decode(v)[0], cfg.frames_per_candidate) for v in videos]
     r = judge.rank("a red fox runs", CRITERIA[0], frames, seed=0)
     assert not r.abstained and sorted(r.ranking) == [0, 1, 2, 3]
     assert sum(r.scores) == pytest.approx(1.0, abs=1e-4)

@@ -6,12 +6,11 @@ framed in green, candidates that failed a gate in red, sets awaiting review are 
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from mora.atomic import write_atomic
 from mora.media import decode, pick_frames
 
 THUMB = 64
@@ -44,8 +43,5 @@ def contact_sheet(rows: list[dict], frames_per_candidate: int = 3, max_sets: int
 
 
 def write_contact_sheet(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    contact_sheet(rows).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    sheet = contact_sheet(rows)
+    return write_atomic(path, lambda tmp: sheet.save(tmp, format="PNG"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from mora.atomic import write_atomic
 from mora.datasets.schema import SCHEMA
 
 
@@ -18,18 +17,9 @@ def iteration_dir(root: Path, dataset: str, iteration: int) -> Path:
     return Path(root) / dataset / f"iteration={iteration}"
 
 
-def write_atomic(table: pa.Table, path: Path) -> Path:
-    """Write beside the target under a hidden name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    """Readers never see half a shard: see ``mora.atomic``."""
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def to_table(rows: list[dict]) -> pa.Table:
@@ -43,7 +33,7 @@ def write_shards(rows: list[dict], root: Path, dataset: str, iteration: int, rou
     table = to_table(rows)
     paths = []
     for part, start in enumerate(range(0, max(len(rows), 1), max_rows)):
-        paths.append(write_atomic(table.slice(start, max_rows), out / f"part-{round_id}-{part:05d}.parquet"))
+        paths.append(write_parquet(table.slice(start, max_rows), out / f"part-{round_id}-{part:05d}.parquet"))
     return paths
 
 

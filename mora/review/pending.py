@@ -10,8 +10,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mora.atomic import write_json_atomic
 from mora.judges.verdict import NEEDS_REVIEW
-from mora.round.state import write_json_atomic
 
 
 def reviews_dir(root: Path, dataset: str) -> Path:

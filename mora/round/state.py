@@ -8,17 +8,16 @@ atomically, so a crash leaves either a whole set or none.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mora.atomic import write_json_atomic
 from mora.config import RoundConfig
 from mora.datasets.schema import SCHEMA
-from mora.datasets.shards import write_atomic
+from mora.datasets.shards import write_parquet
 
 
 @dataclass
@@ -32,13 +31,6 @@ class PlannedPrompt:
     @property
     def set_id(self) -> str:
         return f"p{self.index:05d}"
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def state_root(config: RoundConfig) -> Path:
@@ -85,7 +77,7 @@ class RoundState:
         return len(list(self.sets_dir.glob("*.parquet"))) if self.sets_dir.exists() else 0
 
     def save_set(self, set_id: str, rows: list[dict]) -> None:
-        write_atomic(pa.Table.from_pylist(rows, schema=SCHEMA), self._set_path(set_id))
+        write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), self._set_path(set_id))
 
     def load_rows(self, prompts: list[PlannedPrompt]) -> list[dict]:
         rows = []
