@@ -72,12 +72,41 @@ class GenerationConfig(_Strict):
         return v
 
 
+class JudgeServer(_Strict):
+    """An OpenAI-compatible server (vLLM in production) that serves the judge's model."""
+
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8000/v1")
+    served_model: str | None = Field(None, description="the name the server knows the model by; default model.id")
+    api_key_env: str | None = Field("MORA_JUDGE_API_KEY", description="environment variable holding the key")
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10, description="extra tries on a transport error or a 5xx answer")
+    top_logprobs: int = Field(20, ge=4, le=20, description="label-scores: answer tokens the server reports")
+    constrained: bool = Field(False, description="free-text: vLLM structured outputs restrict the answer "
+                                                 "to the valid rankings")
+
+
 class JudgeConfig(_Strict):
     name: str = Field(min_length=1)
     family: Literal["qwen2-vl", "llava-onevision"]
     model: ModelRef
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="in-process transformers, or an OpenAI-compatible server (judges.N.server)")
+    method: Literal["label-scores", "free-text"] = Field(
+        "label-scores", description="rank by each candidate label's answer probability, or parse a written ranking")
+    video_input: Literal["auto", "frames", "native"] = Field(
+        "auto", description="native video input needs torchvision (in process); auto uses it where it imports")
+    server: JudgeServer | None = None
     frames_per_candidate: int = Field(4, ge=1, le=64)
     orders: int = Field(2, ge=1, le=24, description="presentation orders per set, against position bias")
+    max_new_tokens: int = Field(24, ge=8, le=512, description="free-text: longest answer read")
+
+    @model_validator(mode="after")
+    def _server_for_openai(self) -> JudgeConfig:
+        if self.backend == "openai" and self.server is None:
+            raise ValueError("backend 'openai' needs server.base_url, e.g. http://127.0.0.1:8000/v1")
+        if self.backend == "transformers" and self.server is not None:
+            raise ValueError("server is only read by backend 'openai'; remove it or set backend: openai")
+        return self
 
 
 class GateConfig(_Strict):

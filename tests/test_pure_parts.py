@@ -3,8 +3,8 @@
 import pytest
 
 from mora.agents.prompt import clean_prompt, dedupe
+from mora.judges.asking import presentation_orders
 from mora.judges.criteria import CRITERIA, draw_criterion
-from mora.judges.scoring import presentation_orders
 from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW, JudgeRanking, abstain, decide
 from mora.prompts.synthesizer import synthesize_prompts
 from mora.round.steps import derive_seed

@@ -18,7 +18,7 @@ from mora.config import ModelRef, RuntimeConfig
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 _cache: dict[tuple, Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class ModelLoadError(RuntimeError):
@@ -29,23 +29,31 @@ def torch_dtype(runtime: RuntimeConfig) -> torch.dtype:
     return DTYPES[runtime.dtype]
 
 
-def cached(kind: str, ref: ModelRef, runtime: RuntimeConfig, load: Callable[[], Any]) -> Any:
-    """Load once per (kind, model, revision, device, dtype) in this process."""
-    key = (kind, ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload)
+def once(key: tuple, load: Callable[[], Any]) -> Any:
+    """The value ``load()`` gave for ``key`` earlier in this process, or a fresh one."""
     with _lock:
         if key not in _cache:
-            if runtime.threads:
-                torch.set_num_threads(runtime.threads)
-            try:
-                _cache[key] = load()
-            except (OSError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-                raise ModelLoadError(
-                    f"{kind} model '{ref.describe()}' could not be loaded ({first[:200]}); "
-                    "point the config at a local model folder or a reachable hub id "
-                    "(tiny ones: mora models make-tiny .mora/models/tiny)"
-                ) from None
+            _cache[key] = load()
         return _cache[key]
+
+
+def cached(kind: str, ref: ModelRef, runtime: RuntimeConfig, load: Callable[[], Any]) -> Any:
+    """Load once per (kind, model, revision, device, dtype) in this process."""
+
+    def guarded():
+        if runtime.threads:
+            torch.set_num_threads(runtime.threads)
+        try:
+            return load()
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelLoadError(
+                f"{kind} model '{ref.describe()}' could not be loaded ({first[:200]}); "
+                "point the config at a local model folder or a reachable hub id "
+                "(tiny ones: mora models make-tiny .mora/models/tiny)"
+            ) from None
+
+    return once((kind, ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload), guarded)
 
 
 def loaded_count() -> int:

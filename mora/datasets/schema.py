@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: judges record method and backend, per-order answers
 
 MODEL = pa.struct([("role", pa.string()), ("model_id", pa.string()), ("revision", pa.string())])
-ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32()))])
+ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32())),
+                   ("answer", pa.string())])  # answer: the judge's words (free text), else null
 JUDGE = pa.struct([
     ("judge", pa.string()), ("model", pa.string()), ("ranking", pa.list_(pa.int32())),
     ("scores", pa.list_(pa.float64())), ("confidence", pa.float64()), ("per_order", pa.list_(ORDER)),
-    ("abstained", pa.bool_()), ("reason", pa.string()), ("seconds", pa.float64()),
+    ("method", pa.string()), ("backend", pa.string()), ("abstained", pa.bool_()), ("reason", pa.string()),
+    ("seconds", pa.float64()),
 ])
 GATES = pa.struct([("motion", pa.float64()), ("flicker", pa.float64()), ("dark_fraction", pa.float64()),
                    ("bright_fraction", pa.float64()), ("sharpness", pa.float64())])

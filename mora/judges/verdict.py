@@ -14,7 +14,9 @@ class JudgeRanking:
     ranking: list[int]  # candidate indices, best first; empty when abstained
     scores: list[float]  # per candidate index, higher is better
     confidence: float  # margin between the best and the second score
-    per_order: list[dict] = field(default_factory=list)  # {"order": shown order, "ranking": ranking}
+    per_order: list[dict] = field(default_factory=list)  # {"order", "ranking", "answer"} per shown order
+    method: str = ""  # label-scores | free-text
+    backend: str = ""  # transformers | openai
     abstained: bool = False
     reason: str | None = None
     seconds: float = 0.0

@@ -26,13 +26,15 @@ CHATML = (
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for part in message['content'] %}"
     "{% if part['type'] == 'text' %}{{ part['text'] }}"
-    "{% elif part['type'] == 'image' %}{{ image_markup }}{% endif %}"
+    "{% elif part['type'] == 'image' %}{{ image_markup }}"
+    "{% elif part['type'] == 'video' %}{{ video_markup }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-QWEN_VL_TEMPLATE = CHATML.replace("{{ image_markup }}", "<|vision_start|><|image_pad|><|vision_end|>")
-LLAVA_TEMPLATE = CHATML.replace("{{ image_markup }}", "<image>")
-TEXT_TEMPLATE = CHATML.replace("{{ image_markup }}", "")
+QWEN_VL_TEMPLATE = CHATML.replace("{{ image_markup }}", "<|vision_start|><|image_pad|><|vision_end|>").replace(
+    "{{ video_markup }}", "<|vision_start|><|video_pad|><|vision_end|>")
+LLAVA_TEMPLATE = CHATML.replace("{{ image_markup }}", "<image>").replace("{{ video_markup }}", "<video>")
+TEXT_TEMPLATE = CHATML.replace("{{ image_markup }}", "").replace("{{ video_markup }}", "")
 
 COMPONENTS = ("prompt-llm", "sd3", "ltx-i2v", "qwen2-vl", "llava-onevision")
 
@@ -66,6 +68,22 @@ def _clip_text_parts():
                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                             max_position_embeddings=77)
     return tok, CLIPTextModelWithProjection(config)
+
+
+def _add_video_processor(out: Path, **settings) -> None:
+    """Record the video processor next to the image one, for machines where torchvision imports.
+
+    Video processor classes cannot be built without torchvision, so the entry is written as the
+    nested config that ``AutoVideoProcessor`` reads from ``processor_config.json``.
+    """
+    path = out / "processor_config.json"
+    config = json.loads(path.read_text())
+    image = config["image_processor"]
+    config["video_processor"] = {"do_convert_rgb": True, "do_normalize": True, "do_rescale": True,
+                                 "do_resize": True, "do_sample_frames": False, "image_mean": image["image_mean"],
+                                 "image_std": image["image_std"], "rescale_factor": image["rescale_factor"],
+                                 "resample": image["resample"], **settings}
+    path.write_text(json.dumps(config, indent=2))
 
 
 def build_prompt_llm(out: Path) -> None:
@@ -151,6 +169,8 @@ def build_qwen2_vl(out: Path) -> None:
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
     image_only(Qwen2VLProcessor)(image_processor=image_processor, tokenizer=tok,
                                  chat_template=QWEN_VL_TEMPLATE).save_pretrained(out)
+    _add_video_processor(out, video_processor_type="Qwen2VLVideoProcessor", patch_size=14, temporal_patch_size=2,
+                         merge_size=2, size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112 * 2})
 
 
 def build_llava_onevision(out: Path) -> None:
@@ -179,6 +199,7 @@ def build_llava_onevision(out: Path) -> None:
     image_only(LlavaOnevisionProcessor)(image_processor=image_processor, tokenizer=tok, num_image_tokens=16,
                                         vision_feature_select_strategy="full",
                                         chat_template=LLAVA_TEMPLATE).save_pretrained(out)
+    _add_video_processor(out, video_processor_type="LlavaOnevisionVideoProcessor", size=side)
 
 
 BUILDERS: dict[str, Callable[[Path], None]] = {

@@ -14,12 +14,11 @@ from mora.agents.prompt import PromptAgent, dedupe
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
-from mora.judges import gates
+from mora.judges import CandidateSet, Judge, gates, load_judge
 from mora.judges.criteria import Criterion, draw_criterion
 from mora.judges.gates import GateMetrics
-from mora.judges.scoring import LabelScoringJudge
 from mora.judges.verdict import ACCEPTED, Decision, JudgeRanking, decide
-from mora.media import decode, encode_mp4, pick_frames
+from mora.media import decode, encode_mp4
 from mora.procedures.text_to_video import PROCEDURE, Candidate, text_to_video
 from mora.prompts.synthesizer import synthesize_prompts
 from mora.round.state import PlannedPrompt
@@ -38,7 +37,7 @@ class RoundAgents:
     prompt: PromptAgent | None
     text_to_image: TextToImageAgent
     image_to_video: ImageToVideoAgent
-    judges: list[LabelScoringJudge]
+    judges: list[Judge]
 
     @classmethod
     def load(cls, config: RoundConfig) -> RoundAgents:
@@ -48,7 +47,7 @@ class RoundAgents:
         return cls(prompt=prompt,
                    text_to_image=TextToImageAgent.from_pretrained(config.generation.text_to_image, rt),
                    image_to_video=ImageToVideoAgent.from_pretrained(config.generation.image_to_video, rt),
-                   judges=[LabelScoringJudge.from_pretrained(j, rt) for j in config.judges])
+                   judges=[load_judge(j, rt, f"judges.{i}") for i, j in enumerate(config.judges)])
 
 
 def plan_prompts(config: RoundConfig, agent: PromptAgent | None) -> list[PlannedPrompt]:
@@ -90,11 +89,8 @@ def judge_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, 
     decoded = [decode(v)[0] for v in videos]  # once per set, shared by the gates and the judges
     metrics = [gates.measure(clip) for clip in decoded]
     failures = [gates.check(m, config.gates) for m in metrics]
-    rankings = []
-    for judge in agents.judges:
-        frames = [pick_frames(clip, judge.config.frames_per_candidate) for clip in decoded]
-        rankings.append(judge.rank(planned.enhanced, criterion, frames, order_seed))
-    return rankings, metrics, failures
+    shown = CandidateSet(prompt=planned.enhanced, criterion=criterion, clips=decoded, videos=videos)
+    return [judge.rank(shown, order_seed) for judge in agents.judges], metrics, failures
 
 
 def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candidate], videos: list[bytes],

@@ -1,0 +1,53 @@
+"""What a judge is shown and asked: the same words for every backend and method.
+
+Candidates are shown under letters in a presentation order; the question asks either for the best
+letter (label scores read its probability) or for a full ordering (free text, parsed strictly).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from collections.abc import Callable
+
+from mora.judges.criteria import Criterion
+
+LABELS = string.ascii_uppercase
+
+
+def presentation_orders(n: int, count: int, seed: int) -> list[list[int]]:
+    """The identity, its reverse, then distinct shuffles: each candidate visits several positions."""
+    orders = [list(range(n)), list(range(n))[::-1]][:count]
+    rng = random.Random(seed)
+    while len(orders) < min(count, math.factorial(n)):
+        order = rng.sample(range(n), n)
+        if order not in orders:
+            orders.append(order)
+    return orders
+
+
+def answer_example(n: int) -> str:
+    """A valid answer for ``n`` candidates: odd letters then even ones (B > D > A > C for four)."""
+    return " > ".join(LABELS[i] for i in [*range(1, n, 2), *range(0, n, 2)])
+
+
+def question(method: str, n: int) -> str:
+    if method == "label-scores":
+        return "\nWhich candidate is best under the criterion? Answer with the letter only."
+    return (f"\nRank all {n} candidates from best to worst under the criterion. Answer with the {n} letters "
+            f"only, best first, separated by ' > ', for example: {answer_example(n)}")
+
+
+def judge_messages(prompt: str, criterion: Criterion, order: list[int], method: str,
+                   media: Callable[[int], list[dict]], shown_as: str) -> list[dict]:
+    """A single user turn; ``media(candidate)`` gives the content items that show one candidate."""
+    n = len(order)
+    content = [{"type": "text", "text": (
+        f"You are judging {n} candidate videos generated for the prompt: \"{prompt}\". Each candidate is shown "
+        f"{shown_as}. Criterion: {criterion.description}.")}]
+    for pos, cand in enumerate(order):
+        content.append({"type": "text", "text": f"\nCandidate {LABELS[pos]}:"})
+        content.extend(media(cand))
+    content.append({"type": "text", "text": question(method, n)})
+    return [{"role": "user", "content": content}]

@@ -1,0 +1,178 @@
+"""The OpenAI-compatible backend: how vLLM serves the judges in production.
+
+Label scores ask for one answer token with its top log-probabilities and read the candidate letters
+from them; free text reads a written ranking strictly, optionally restricted by vLLM's structured
+outputs to the valid orderings. Before the first set the server is probed once with the features the
+method needs, so a server that cannot do them fails the round at the start with one line naming the
+field to change, instead of sending every set to review.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import math
+import os
+import time
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from mora.agents.loading import once
+from mora.config import ConfigError, JudgeConfig
+from mora.judges.asking import LABELS, judge_messages
+from mora.judges.base import Abstain, CandidateSet, Judge, OrderAnswer
+from mora.judges.parsing import Unparseable, borda, parse_ranking
+from mora.media import pick_frames
+
+
+def image_part(image: Image.Image) -> dict:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=90)
+    return {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue())
+                                               .decode()}}
+
+
+def video_part(mp4: bytes) -> dict:
+    return {"type": "video_url", "video_url": {"url": "data:video/mp4;base64," + base64.b64encode(mp4).decode()}}
+
+
+def label_scores(response: dict, n: int) -> np.ndarray:
+    """Per-position probabilities of the letters among the first answer token's top log-probabilities.
+
+    A letter the server did not report is less likely than every reported token: it scores 0.
+    """
+    try:
+        top = response["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise Abstain("the server's answer carries no log-probabilities for the first token") from None
+    probs = np.zeros(n)
+    for token, logprob in pairs:
+        if len(token) == 1 and token in LABELS[:n] and math.isfinite(logprob):
+            probs[LABELS.index(token)] += math.exp(logprob)
+    if probs.sum() <= 0:
+        raise Abstain(f"no candidate letter among the server's top {len(pairs)} answer tokens")
+    return probs / probs.sum()
+
+
+def answer_text(response: dict) -> str:
+    try:
+        text = response["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise Abstain("the server's answer has no message content") from None
+    return text if isinstance(text, str) else ""
+
+
+def valid_rankings(n: int) -> list[str]:
+    return [" > ".join(LABELS[i] for i in p) for p in itertools.permutations(range(n))]
+
+
+class OpenAIJudge(Judge):
+    backend = "openai"
+
+    def __init__(self, config: JudgeConfig, client: httpx.Client):
+        super().__init__(config)
+        self.client, self.server = client, config.server
+
+    @classmethod
+    def connect(cls, config: JudgeConfig, field: str = "judges") -> OpenAIJudge:
+        """A judge on the configured server, probed once per process."""
+        s = config.server
+        key = os.environ.get(s.api_key_env) if s.api_key_env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+        def probe() -> httpx.Client:
+            client = httpx.Client(base_url=s.base_url.rstrip("/") + "/", headers=headers, timeout=s.timeout_s)
+            _probe(client, config, field)
+            return client
+
+        client = once(("judge-server", s.base_url, s.served_model or config.model.id, config.method,
+                       s.constrained, s.top_logprobs, key), probe)
+        return cls(config, client)
+
+    def body(self, messages: list[dict], n: int) -> dict:
+        s = self.server
+        body = {"model": s.served_model or self.config.model.id, "messages": messages, "temperature": 0.0}
+        if self.config.method == "label-scores":
+            body.update(max_tokens=1, logprobs=True, top_logprobs=s.top_logprobs)
+        else:
+            body["max_tokens"] = self.config.max_new_tokens
+            if s.constrained:
+                body["structured_outputs"] = {"choice": valid_rankings(n)}
+        return body
+
+    def post(self, body: dict) -> dict:
+        """The server's answer; transport errors and 5xx are retried, then the set is abstained on."""
+        last = ""
+        for attempt in range(self.server.retries + 1):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+            try:
+                resp = self.client.post("chat/completions", json=body)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}"
+                continue
+            if resp.status_code >= 500:
+                last = f"HTTP {resp.status_code}"
+                continue
+            if resp.status_code >= 400:
+                raise Abstain(f"the server refused the request (HTTP {resp.status_code}): {resp.text[:160]}")
+            try:
+                return resp.json()
+            except ValueError:
+                raise Abstain("the server's answer is not JSON") from None
+        raise Abstain(f"the server did not answer after {self.server.retries + 1} tries ({last})")
+
+    def ask(self, candidates: CandidateSet, order: list[int]) -> OrderAnswer:
+        n = len(order)
+        if self.config.video_input == "native" and candidates.videos:
+            media, shown_as = (lambda c: [video_part(candidates.videos[c])]), "as a video"
+        else:
+            count = self.config.frames_per_candidate
+            frames = [[image_part(f) for f in pick_frames(clip, count)] for clip in candidates.clips]
+            media, shown_as = (lambda c: frames[c]), f"as {count} frames in time order"
+        messages = judge_messages(candidates.prompt, candidates.criterion, order, self.config.method, media, shown_as)
+        response = self.post(self.body(messages, n))
+        if self.config.method == "label-scores":
+            return OrderAnswer(scores=label_scores(response, n))
+        answer = answer_text(response)
+        try:
+            positions = parse_ranking(answer, n)
+        except Unparseable as exc:
+            raise Abstain(str(exc)) from None
+        return OrderAnswer(scores=np.array(borda(positions, n)), answer=answer[:200])
+
+
+def _probe(client: httpx.Client, config: JudgeConfig, field: str) -> None:
+    """One tiny text request with the method's features; a refusal is a config error, said once."""
+    s = config.server
+    judge = OpenAIJudge(config, client)
+    body = judge.body([{"role": "user", "content": "Answer with the letter A."}], 4)
+    body["max_tokens"] = 1
+    try:
+        resp = client.post("chat/completions", json=body)
+    except httpx.TransportError as exc:
+        raise ConfigError(f"config field '{field}.server.base_url': nothing answers at {s.base_url} "
+                          f"({type(exc).__name__}); start the judge server (e.g. vllm serve MODEL) or fix the URL"
+                          ) from None
+    detail = " ".join(resp.text.split())[:160]
+    if resp.status_code in (401, 403):
+        raise ConfigError(f"config field '{field}.server.api_key_env': the server at {s.base_url} refused the key "
+                          f"(HTTP {resp.status_code}); put a valid key in ${s.api_key_env}")
+    if resp.status_code >= 400:
+        if resp.status_code == 404 or not (config.method == "label-scores" or s.constrained):
+            raise ConfigError(f"config field '{field}.server.served_model': the server at {s.base_url} refused a chat "
+                              f"request for '{body['model']}' (HTTP {resp.status_code}: {detail}); set the name "
+                              "it serves")
+        if config.method == "label-scores":
+            raise ConfigError(f"config field '{field}.method': the server at {s.base_url} refused log-probabilities "
+                              f"(HTTP {resp.status_code}: {detail}); use method free-text with this server")
+        raise ConfigError(f"config field '{field}.server.constrained': the server at {s.base_url} refused structured "
+                          f"outputs (HTTP {resp.status_code}: {detail}); set constrained: false")
+    if config.method == "label-scores":
+        if not (resp.json().get("choices") or [{}])[0].get("logprobs"):
+            raise ConfigError(f"config field '{field}.method': the server at {s.base_url} returns no "
+                              "log-probabilities; use method free-text with this server")

@@ -1,0 +1,144 @@
+"""The OpenAI-compatible backend against a real server: `transformers serve` on 127.0.0.1.
+
+vLLM (the production server) has no CPU build; `transformers serve` speaks the same API, started by
+`python -m mora.judges.serve` so its processors work without torchvision. Features it lacks
+(log-probabilities, structured outputs) must fail at the start with one line naming the field.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, RuntimeConfig
+from mora.judges import load_judge
+from mora.judges.http import OpenAIJudge, label_scores, valid_rankings
+from tests.conftest import RANKING_ANSWER
+from tests.test_judges import _candidates
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def judge_server(taught_judges, tmp_path_factory):
+    """A real OpenAI-compatible server on loopback serving the taught Qwen2-VL judge."""
+    port, log = _free_port(), tmp_path_factory.mktemp("server") / "serve.log"
+    model = str(taught_judges["qwen2-vl"])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mora.judges.serve", model, "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, log.read_text()[-2000:]
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("judge server did not start: " + log.read_text()[-2000:])
+    yield {"base_url": f"{url}/v1", "model": model}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _config(server, **kw) -> JudgeConfig:
+    server_kw = {k: kw.pop(k) for k in ("constrained", "served_model", "retries") if k in kw}
+    return JudgeConfig(name="http", family="qwen2-vl", model=ModelRef(id=server["model"]), backend="openai",
+                       server=JudgeServer(base_url=server["base_url"], **server_kw), video_input="frames", **kw)
+
+
+def test_free_text_over_http_gives_the_same_ranking_as_in_process(judge_server, taught_judges):
+    http = load_judge(_config(judge_server, method="free-text", orders=3), RuntimeConfig())
+    assert isinstance(http, OpenAIJudge)
+    r = http.rank(_candidates(), seed=0)
+    assert not r.abstained, r.reason
+    assert r.backend == "openai" and [o["answer"] for o in r.per_order] == [RANKING_ANSWER] * 3
+    local = JudgeConfig(name="local", family="qwen2-vl", model=ModelRef(id=judge_server["model"]), method="free-text",
+                        orders=3, video_input="frames")
+    same = load_judge(local, RuntimeConfig()).rank(_candidates(), seed=0)
+    assert r.ranking == same.ranking and r.scores == pytest.approx(same.scores)
+
+
+def test_label_scores_on_a_server_without_logprobs_fail_at_the_start_with_the_fix(judge_server):
+    with pytest.raises(ConfigError, match=r"judges.1.method.*log-probabilities.*free-text") as err:
+        load_judge(_config(judge_server), RuntimeConfig(), field="judges.1")
+    assert "\n" not in str(err.value)
+
+
+def test_constrained_answers_on_a_server_without_structured_outputs_fail_with_the_fix(judge_server):
+    with pytest.raises(ConfigError, match=r"judges.server.constrained.*structured outputs.*constrained: false"):
+        load_judge(_config(judge_server, method="free-text", constrained=True), RuntimeConfig())
+
+
+def test_a_model_the_server_does_not_serve_is_named(judge_server):
+    with pytest.raises(ConfigError, match=r"judges.server.served_model.*'elsewhere/model'"):
+        load_judge(_config(judge_server, method="free-text", served_model="elsewhere/model"), RuntimeConfig())
+
+
+def test_nothing_listening_is_a_one_line_error_naming_the_url():
+    server = {"base_url": f"http://127.0.0.1:{_free_port()}/v1", "model": "m"}
+    with pytest.raises(ConfigError, match=r"judges.server.base_url.*nothing answers.*vllm serve"):
+        load_judge(_config(server, method="free-text"), RuntimeConfig())
+
+
+def test_a_server_that_goes_away_mid_round_gives_abstentions_not_crashes(judge_server):
+    cfg = _config(judge_server, method="free-text", retries=1)
+    gone = httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}/v1/", timeout=2)
+    r = OpenAIJudge(cfg, gone).rank(_candidates(), seed=0)
+    assert r.abstained and "did not answer after 2 tries" in r.reason
+
+
+def test_vllm_shaped_logprobs_become_label_probabilities():
+    """vLLM cannot run here; this is the answer shape its chat API returns with top_logprobs."""
+    top = [{"token": " B", "logprob": np.log(0.5)}, {"token": "A", "logprob": np.log(0.2)},
+           {"token": "The", "logprob": np.log(0.2)}, {"token": "D", "logprob": np.log(0.05)}]
+    response = {"choices": [{"message": {"content": "B"}, "logprobs": {"content": [{"token": "B", "logprob": -0.7,
+                                                                                    "top_logprobs": top}]}}]}
+    probs = label_scores(response, 4)
+    assert probs == pytest.approx([0.2 / 0.75, 0.5 / 0.75, 0.0, 0.05 / 0.75])
+    from mora.judges.base import Abstain
+
+    with pytest.raises(Abstain, match="no candidate letter"):
+        label_scores({"choices": [{"logprobs": {"content": [{"top_logprobs": top[2:3]}]}}]}, 4)
+    with pytest.raises(Abstain, match="no log-probabilities"):
+        label_scores({"choices": [{"message": {"content": "B"}}]}, 4)
+    assert len(valid_rankings(4)) == 24 and RANKING_ANSWER in valid_rankings(4)
+
+
+@pytest.mark.slow
+def test_a_round_with_one_judge_over_http_and_one_in_process(judge_server, taught_judges, tiny_config_file):
+    """Both judges write the same ranking (one through the server): every set is accepted by agreement."""
+    import pandas as pd
+
+    from mora.config import load_config
+    from mora.flows.round import dataset_round
+
+    overrides = {"prompts.count": "2", "generation.num_frames": "9",
+                 "judges.0.family": "qwen2-vl", "judges.0.model.id": judge_server["model"],
+                 "judges.0.backend": "openai", "judges.0.server.base_url": judge_server["base_url"],
+                 "judges.0.method": "free-text", "judges.0.orders": "3", "judges.0.video_input": "frames",
+                 "judges.1.family": "llava-onevision", "judges.1.model.id": str(taught_judges["llava-onevision"]),
+                 "judges.1.method": "free-text", "judges.1.orders": "3"}
+    summary = dataset_round(str(tiny_config_file), overrides)
+    assert summary["accepted"] == 2 and summary["judge_agreement"] == 1.0
+    cfg = load_config(tiny_config_file, overrides)
+    df = pd.read_parquet(cfg.shards.root / cfg.shards.dataset)
+    judges = df.judges.iloc[0]
+    assert [j["backend"] for j in judges] == ["openai", "transformers"]
+    assert all(o["answer"] == RANKING_ANSWER for j in judges for o in j["per_order"])
+    assert df[df.selected].candidate_index.tolist() == [j["ranking"][0] for j in df[df.selected].judges.map(
+        lambda js: js[0])]
