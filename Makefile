@@ -35,6 +35,7 @@ $(TINY)/.complete: $(STAMP) mora/models/tiny.py
 
 bench: setup tiny
 	$(PY) bench/round_overhead.py
+	$(PY) bench/judges.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

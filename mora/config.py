@@ -179,7 +179,8 @@ def _one_line(err: ValidationError, source: str) -> str:
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     got = f" (got {first['input']!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
         first.get("input"), dict) else ""
-    return f"config field '{field}': {msg}{got}{more}; fix it in {source} or override with --set {field}=VALUE"
+    target = f"{field}.FIELD" if isinstance(first.get("input"), dict) and first["type"] == "value_error" else field
+    return f"config field '{field}': {msg}{got}{more}; fix it in {source} or override with --set {target}=VALUE"
 
 
 def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> RoundConfig:

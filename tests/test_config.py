@@ -13,6 +13,20 @@ def test_presets_validate():
     assert [j.family for j in cfg.judges] == ["llava-onevision", "qwen2-vl"]
     real = load_config(REPO / "configs" / "sd3-svd-7b.yaml")
     assert real.runtime.dtype == "bfloat16" and "stable-video-diffusion" in real.generation.image_to_video.id
+    served = load_config(REPO / "configs" / "sd3-svd-vllm.yaml")
+    assert [j.backend for j in served.judges] == ["openai", "openai"]
+    assert served.judges[1].server.base_url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"judges.0.backend": "openai"}, r"judges.0'.*needs server.base_url.*--set judges.0.FIELD=VALUE"),
+    ({"judges.0.server.base_url": "http://127.0.0.1:8000/v1"}, r"judges.0'.*server is only read by backend"),
+    ({"judges.1.backend": "openai", "judges.1.server.base_url": "127.0.0.1:8000"}, r"judges.1.server.base_url"),
+    ({"judges.1.method": "best-guess"}, r"judges.1.method"),
+])
+def test_judge_backend_settings_are_checked_at_the_edge(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO / "configs" / "tiny.yaml", overrides)
 
 
 def test_overrides_apply_and_change_the_round_id():

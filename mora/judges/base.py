@@ -54,6 +54,10 @@ class Judge:
     def ask(self, candidates: CandidateSet, order: list[int]) -> OrderAnswer:
         raise NotImplementedError
 
+    def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
+        """Every order's answer; backends that can batch the orders override this."""
+        return [self.ask(candidates, order) for order in orders]
+
     def _abstain(self, n: int, reason: str, per_order: list[dict], start: float) -> JudgeRanking:
         out = abstain(self.config.name, self.model_id, n, reason)
         out.per_order, out.method, out.backend = per_order, self.config.method, self.backend
@@ -64,15 +68,16 @@ class Judge:
         """Every candidate ranked, averaged over presentation orders; an abstention instead of a guess."""
         n, start = len(candidates.clips), time.perf_counter()
         scores, per_order = np.zeros(n), []
-        for order in presentation_orders(n, self.config.orders, seed):
-            try:
-                got = self.ask(candidates, order)
-            except Abstain as exc:
-                return self._abstain(n, str(exc), per_order, start)
-            except Exception as exc:  # a judge must never stop the round: people decide this set
-                log.warning("judge %s failed on a set: %r", self.config.name, exc)
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
-                return self._abstain(n, f"judge failed: {type(exc).__name__}: {first}", per_order, start)
+        orders = presentation_orders(n, self.config.orders, seed)
+        try:
+            answers = self.ask_all(candidates, orders)
+        except Abstain as exc:
+            return self._abstain(n, str(exc), per_order, start)
+        except Exception as exc:  # a judge must never stop the round: people decide this set
+            log.warning("judge %s failed on a set: %r", self.config.name, exc)
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            return self._abstain(n, f"judge failed: {type(exc).__name__}: {first}", per_order, start)
+        for order, got in zip(orders, answers, strict=True):
             if got.scores.shape != (n,) or not np.all(np.isfinite(got.scores)):
                 return self._abstain(n, "the judge's scores are not finite", per_order, start)
             by_candidate = np.empty(n)

@@ -74,6 +74,52 @@ class TransformersJudge(Judge):
             inputs = self.processor(text=[text], images=packed, return_tensors="pt")
         return inputs.to(self.model.device)
 
+    def _all_orders(self, candidates: CandidateSet, orders: list[list[int]]):
+        """One batch holding every order, each frame processed once.
+
+        The text is the same in every order (the letters stay in place, the candidates move), so the
+        first order's inputs are reused with the frames' pixel rows permuted; the batch needs no
+        padding. Returns None where that does not hold (native video, frames of different sizes).
+        """
+        if self.native_video:
+            return None
+        inputs = self._inputs(candidates, orders[0])
+        per_frame = self.config.frames_per_candidate
+        if self.config.family == "qwen2-vl":
+            rows = inputs["image_grid_thw"].prod(-1).tolist()
+            chunks, grids = list(inputs["pixel_values"].split(rows)), list(inputs["image_grid_thw"])
+        else:
+            chunks, grids = list(inputs["pixel_values"]), list(inputs["image_sizes"])
+        if len(chunks) != len(orders[0]) * per_frame or len({tuple(g.tolist()) for g in grids}) != 1:
+            return None
+        frames_of = {c: range(pos * per_frame, (pos + 1) * per_frame) for pos, c in enumerate(orders[0])}
+        picks = [i for order in orders for c in order for i in frames_of[c]]
+        k = len(orders)
+        batch = {key: inputs[key].repeat(k, 1) for key in ("input_ids", "attention_mask", "mm_token_type_ids")
+                 if key in inputs}
+        if self.config.family == "qwen2-vl":
+            batch["pixel_values"] = torch.cat([chunks[i] for i in picks])
+            batch["image_grid_thw"] = torch.stack([grids[i] for i in picks])
+        else:
+            batch["pixel_values"] = torch.stack([chunks[i] for i in picks])
+            batch["image_sizes"] = torch.stack([grids[i] for i in picks])
+            batch["batch_num_images"] = torch.full((k,), len(chunks), dtype=inputs["batch_num_images"].dtype)
+        return batch
+
+    @torch.inference_mode()
+    def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
+        if self.config.method != "label-scores":
+            return super().ask_all(candidates, orders)
+        n = len(orders[0])
+        if any(i is None for i in self.label_ids[:n]):
+            raise Abstain("candidate labels are not single tokens for this tokenizer")
+        batch = self._all_orders(candidates, orders)
+        if batch is None:
+            return super().ask_all(candidates, orders)
+        logits = self.model(**batch, logits_to_keep=1).logits[:, -1].float()
+        probs = torch.softmax(logits[:, torch.tensor(self.label_ids[:n])], dim=-1).cpu().numpy()
+        return [OrderAnswer(scores=p.astype(np.float64)) for p in probs]
+
     @torch.inference_mode()
     def ask(self, candidates: CandidateSet, order: list[int]) -> OrderAnswer:
         n = len(order)
@@ -81,7 +127,7 @@ class TransformersJudge(Judge):
         if self.config.method == "label-scores":
             if any(i is None for i in self.label_ids[:n]):
                 raise Abstain("candidate labels are not single tokens for this tokenizer")
-            logits = self.model(**inputs).logits[0, -1].float()
+            logits = self.model(**inputs, logits_to_keep=1).logits[0, -1].float()
             probs = torch.softmax(logits[torch.tensor(self.label_ids[:n])], dim=-1).cpu().numpy()
             return OrderAnswer(scores=probs.astype(np.float64))
         out = self.model.generate(**inputs, max_new_tokens=self.config.max_new_tokens, do_sample=False)
