@@ -134,9 +134,10 @@ def test_a_round_with_one_judge_over_http_and_one_in_process(judge_server, taugh
                  "judges.1.family": "llava-onevision", "judges.1.model.id": str(taught_judges["llava-onevision"]),
                  "judges.1.method": "free-text", "judges.1.orders": "3"}
     summary = dataset_round(str(tiny_config_file), overrides)
-    assert summary["accepted"] == 2 and summary["judge_agreement"] == 1.0
     cfg = load_config(tiny_config_file, overrides)
     df = pd.read_parquet(cfg.shards.root / cfg.shards.dataset)
+    assert summary["accepted"] == 2, df.groupby("set_id").decision_reason.first().tolist()
+    assert summary["judge_agreement"] == 1.0
     judges = df.judges.iloc[0]
     assert [j["backend"] for j in judges] == ["openai", "transformers"]
     assert all(o["answer"] == RANKING_ANSWER for j in judges for o in j["per_order"])

@@ -1,7 +1,8 @@
 """What a judge is shown and asked: the same words for every backend and method.
 
-Candidates are shown under letters in a presentation order; the question asks either for the best
-letter (label scores read its probability) or for a full ordering (free text, parsed strictly).
+Candidates are shown under letters in a presentation order, and the question asks for an ordering
+of all of them, best first. Label scores read the probability of each letter as the answer's first
+token (which candidate is best, for every candidate at once); free text reads the whole ordering.
 """
 
 from __future__ import annotations
@@ -32,15 +33,13 @@ def answer_example(n: int) -> str:
     return " > ".join(LABELS[i] for i in [*range(1, n, 2), *range(0, n, 2)])
 
 
-def question(method: str, n: int) -> str:
-    if method == "label-scores":
-        return "\nWhich candidate is best under the criterion? Answer with the letter only."
+def question(n: int) -> str:
     return (f"\nRank all {n} candidates from best to worst under the criterion. Answer with the {n} letters "
             f"only, best first, separated by ' > ', for example: {answer_example(n)}")
 
 
-def judge_messages(prompt: str, criterion: Criterion, order: list[int], method: str,
-                   media: Callable[[int], list[dict]], shown_as: str) -> list[dict]:
+def judge_messages(prompt: str, criterion: Criterion, order: list[int], media: Callable[[int], list[dict]],
+                   shown_as: str) -> list[dict]:
     """A single user turn; ``media(candidate)`` gives the content items that show one candidate."""
     n = len(order)
     content = [{"type": "text", "text": (
@@ -49,5 +48,5 @@ def judge_messages(prompt: str, criterion: Criterion, order: list[int], method: 
     for pos, cand in enumerate(order):
         content.append({"type": "text", "text": f"\nCandidate {LABELS[pos]}:"})
         content.extend(media(cand))
-    content.append({"type": "text", "text": question(method, n)})
+    content.append({"type": "text", "text": question(n)})
     return [{"role": "user", "content": content}]

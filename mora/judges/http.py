@@ -134,7 +134,7 @@ class OpenAIJudge(Judge):
             count = self.config.frames_per_candidate
             frames = [[image_part(f) for f in pick_frames(clip, count)] for clip in candidates.clips]
             media, shown_as = (lambda c: frames[c]), f"as {count} frames in time order"
-        messages = judge_messages(candidates.prompt, candidates.criterion, order, self.config.method, media, shown_as)
+        messages = judge_messages(candidates.prompt, candidates.criterion, order, media, shown_as)
         response = self.post(self.body(messages, n))
         if self.config.method == "label-scores":
             return OrderAnswer(scores=label_scores(response, n))

@@ -63,7 +63,7 @@ class TransformersJudge(Judge):
             media, shown_as = (lambda c: [{"type": "video"}]), "as a video"
         else:
             media, shown_as = (lambda c: [{"type": "image"}] * len(frames[c])), f"as {n_frames} frames in time order"
-        messages = judge_messages(candidates.prompt, candidates.criterion, order, self.config.method, media, shown_as)
+        messages = judge_messages(candidates.prompt, candidates.criterion, order, media, shown_as)
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if self.native_video:
             videos = [np.stack([np.asarray(f) for f in frames[c]]) for c in order]

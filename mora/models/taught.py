@@ -20,16 +20,18 @@ from mora.judges.criteria import CRITERIA
 from mora.judges.local import TransformersJudge
 
 
-def _teaching_inputs(judge: TransformersJudge, answer: str, method: str, rng: np.random.Generator):
+def _teaching_inputs(judge: TransformersJudge, answer: str, rng: np.random.Generator):
     side = int(rng.choice([32, 64]))
-    clips = [rng.integers(0, 256, (4, side, side, 3), dtype=np.uint8) for _ in range(4)]
+    if rng.random() < 0.5:  # noise, or smooth colour fields like tiny generated videos
+        clips = [rng.integers(0, 256, (4, side, side, 3), dtype=np.uint8) for _ in range(4)]
+    else:
+        ramps = [np.linspace(0.3, 1.0, side)[None, :, None] * rng.random(3) * 255 for _ in range(4)]
+        clips = [np.broadcast_to(ramp, (4, side, side, 3)).astype(np.uint8) for ramp in ramps]
     cset = CandidateSet(prompt=f"scene {rng.integers(1000)}", criterion=CRITERIA[rng.integers(len(CRITERIA))],
                         clips=clips)
-    judge.config = judge.config.model_copy(update={"method": method})
     inputs = judge._inputs(cset, rng.permutation(4).tolist())
     tok = judge.processor.tokenizer
-    said = answer if method == "free-text" else answer.strip()[:1]
-    ids = torch.tensor([tok.encode(said + tok.eos_token, add_special_tokens=False)])
+    ids = torch.tensor([tok.encode(answer + tok.eos_token, add_special_tokens=False)])
     n_prompt = inputs["input_ids"].shape[1]
     for key, value in list(inputs.items()):  # per-token inputs grow with the answer (text: mask 1, type 0)
         if key != "input_ids" and value.dim() == 2 and value.shape[1] == n_prompt:
@@ -41,8 +43,8 @@ def _teaching_inputs(judge: TransformersJudge, answer: str, method: str, rng: np
     return inputs, labels
 
 
-def teach_answer(source: Path, family: str, answer: str, out: Path, steps: int = 300, seed: int = 0) -> Path:
-    """A copy of the tiny judge at ``source`` that answers ``answer`` (its first letter when asked for one)."""
+def teach_answer(source: Path, family: str, answer: str, out: Path, steps: int = 400, seed: int = 0) -> Path:
+    """A copy of the tiny judge at ``source`` that answers ``answer`` to every judging question."""
     if (out / "config.json").exists():
         return out
     torch.manual_seed(seed)
@@ -52,7 +54,7 @@ def teach_answer(source: Path, family: str, answer: str, out: Path, steps: int =
 
     model = AutoModelForImageTextToText.from_pretrained(source)  # a private copy: the cached one stays untouched
     rng = np.random.default_rng(seed)
-    batches = [_teaching_inputs(judge, answer, method, rng) for method in ("free-text", "label-scores") * 4]
+    batches = [_teaching_inputs(judge, answer, rng) for _ in range(12)]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for step in range(steps):
