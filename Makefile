@@ -5,15 +5,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mora-installed
 TINY   := .mora/models/tiny
+LS_VENV := .mora/label-studio/venv
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PREFECT_HOME ?= $(CURDIR)/.mora/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 
-.PHONY: round test setup tiny lint bench clean
+.PHONY: round test setup tiny review-env browser lint bench clean
 
 round: setup tiny
 	$(VENV)/bin/mora round --config configs/tiny.yaml
 
-test: lint tiny
+test: lint tiny review-env browser
 	$(PY) -m pytest -q
 
 setup: $(STAMP)
@@ -32,6 +34,20 @@ tiny: $(TINY)/.complete
 $(TINY)/.complete: $(STAMP) mora/models/tiny.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
+
+# Label Studio's server in its own virtualenv: it and Prefect pin conflicting packages.
+review-env: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed: constraints-label-studio.txt
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q -c constraints-label-studio.txt label-studio==1.23.2
+	touch $@
+
+# Debian's Chromium for the review UI test (Playwright drives it; nothing is downloaded by Playwright).
+browser:
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium >/dev/null || \
+		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null)
 
 bench: setup tiny
 	$(PY) bench/round_overhead.py

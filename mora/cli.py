@@ -14,8 +14,10 @@ from rich.table import Table
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mora: synthesize and curate video training data.")
 models_app = typer.Typer(no_args_is_help=True, help="Model folders.")
 dataset_app = typer.Typer(no_args_is_help=True, help="Shards on disk.")
+review_app = typer.Typer(no_args_is_help=True, help="Human review in Label Studio.")
 app.add_typer(models_app, name="models")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(review_app, name="review")
 console = Console()
 
 
@@ -90,8 +92,12 @@ def _print_summary(summary: dict, cfg) -> None:
     if summary.get("contact_sheet"):
         console.print(f"contact sheet: {summary['contact_sheet']}")
     if summary["pending_reviews"]:
-        console.print(f"{summary['pending_reviews']} candidate sets await human review: records in "
-                      f"{Path(cfg.shards.root) / '_state' / cfg.shards.dataset / 'reviews' / 'pending'}")
+        root, dataset = cfg.shards.root, cfg.shards.dataset
+        console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:\n"
+                      f"  mora review up --root {root}                      # local Label Studio on 127.0.0.1\n"
+                      f"  mora review push --root {root} --dataset {dataset}\n"
+                      f"  then open the printed URL; afterwards: mora review collect --root {root} "
+                      f"--dataset {dataset}")
 
 
 @models_app.command("make-tiny")
@@ -129,6 +135,63 @@ def inspect_cmd(root: Path = typer.Argument(Path("mora-data"), help="shard root"
     console.print(table)
     for (dataset, it), n in sorted(pending.items()):
         console.print(f"{dataset} iteration {it}: {n} sets pending human review")
+
+
+ROOT_OPT = typer.Option(Path("mora-data"), "--root", help="shard root")
+DATASET_OPT = typer.Option("tiny", "--dataset", help="dataset name (shards.dataset)")
+URL_OPT = typer.Option(None, "--url", help="an existing Label Studio (token: $MORA_LABEL_STUDIO_TOKEN)")
+
+
+@review_app.command("up")
+def review_up(root: Path = ROOT_OPT, port: int = typer.Option(8090, help="port on 127.0.0.1")) -> None:
+    """Start a local Label Studio (its own virtualenv) for this shard root."""
+    from mora.review import server
+
+    try:
+        with console.status("starting Label Studio (the first start migrates its database, ~20 s)"):
+            conn = server.up(root, port=port)
+    except server.ReviewServerError as exc:
+        _fail(str(exc))
+    creds = server.server_dir(root) / "credentials.json"
+    console.print(f"Label Studio: {conn.url}  (user {server.ADMIN}; password and token in {creds})")
+
+
+@review_app.command("down")
+def review_down(root: Path = ROOT_OPT) -> None:
+    """Stop the local Label Studio of this shard root."""
+    from mora.review import server
+
+    console.print("stopped" if server.down(root) else "no local Label Studio was running")
+
+
+@review_app.command("push")
+def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | None = URL_OPT) -> None:
+    """Send sets awaiting review to Label Studio as tasks (each set once)."""
+    from mora.review import server
+    from mora.review.push import push
+
+    try:
+        conn = server.connect(root, url=url)
+        result = push(conn, root, dataset)
+    except server.ReviewServerError as exc:
+        _fail(str(exc))
+    console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already")
+    for iteration, project in sorted(result.projects.items()):
+        console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
+
+
+@review_app.command("collect")
+def review_collect(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | None = URL_OPT) -> None:
+    """Turn finished reviews into shard rows (accepted or discarded); undecided sets keep waiting."""
+    from mora.review import server
+    from mora.review.collect import collect
+
+    try:
+        result = collect(server.connect(root, url=url), root, dataset)
+    except server.ReviewServerError as exc:
+        _fail(str(exc))
+    console.print(f"{len(result.accepted)} accepted, {len(result.discarded)} discarded, "
+                  f"{len(result.waiting)} still waiting for reviewers")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: judges record method and backend, per-order answers
+SCHEMA_VERSION = 2  # 2: judges' method, backend and per-order answers; the human review
 
 MODEL = pa.struct([("role", pa.string()), ("model_id", pa.string()), ("revision", pa.string())])
 ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32())),
@@ -31,6 +31,9 @@ JUDGE = pa.struct([
 GATES = pa.struct([("motion", pa.float64()), ("flicker", pa.float64()), ("dark_fraction", pa.float64()),
                    ("bright_fraction", pa.float64()), ("sharpness", pa.float64())])
 TS = pa.timestamp("us", tz="UTC")
+REVIEW = pa.struct([("reviewers", pa.list_(pa.string())), ("choice", pa.string()), ("reason", pa.string()),
+                    ("lead_time_s", pa.float64()), ("annotations", pa.int32()), ("task_id", pa.int64()),
+                    ("reviewed_at", TS)])  # null unless people decided the set
 
 SCHEMA = pa.schema([
     ("schema_version", pa.int16()),
@@ -59,6 +62,7 @@ SCHEMA = pa.schema([
     ("decision_source", pa.string()),  # judges | human
     ("decision_reason", pa.string()),
     ("selected", pa.bool_()),
+    ("review", REVIEW),
     ("generation_seconds", pa.float64()),
     ("created_at", TS),
     ("round_started_at", TS),

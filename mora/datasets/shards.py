@@ -37,6 +37,25 @@ def write_shards(rows: list[dict], root: Path, dataset: str, iteration: int, rou
     return paths
 
 
+def read_shard(path: Path) -> list[dict]:
+    return pq.read_table(path, schema=SCHEMA).to_pylist()
+
+
+def rewrite_sets(path: Path, replacement: dict[str, list[dict]]) -> Path:
+    """The shard with the rows of some sets replaced (a human decision), written atomically."""
+    rows = read_shard(path)
+    done: set[str] = set()
+    out = []
+    for row in rows:
+        if row["set_id"] in replacement:
+            if row["set_id"] not in done:
+                out.extend(replacement[row["set_id"]])
+                done.add(row["set_id"])
+        else:
+            out.append(row)
+    return write_parquet(to_table(out), path)
+
+
 def open_dataset(root: Path, dataset: str) -> ds.Dataset:
     return ds.dataset(Path(root) / dataset, format="parquet", partitioning="hive")
 

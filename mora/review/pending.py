@@ -1,7 +1,8 @@
 """Pending review records: candidate sets the judges could not settle, waiting for people.
 
-One JSON file per set under ``ROOT/_state/DATASET/reviews/pending/``; the Label Studio side pushes
-them out and moves them on. Writing a record that exists already changes nothing.
+One JSON file per set under ``ROOT/_state/DATASET/reviews/pending/`` while people have not decided
+(status ``pending``, then ``pushed`` once it is a Label Studio task), moved to ``reviews/done/`` with
+the outcome once they have. Writing a record that exists already changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def record_pending(root: Path, dataset: str, iteration: int, rows: list[dict], s
             by_set.setdefault(row["set_id"], []).append(row)
     for set_id, cands in by_set.items():
         path = out / (set_id.replace("/", "__") + ".json")
-        if path.exists():
+        if path.exists() or record_path(root, dataset, set_id, done=True).exists():
             continue
         first = cands[0]
         write_json_atomic(path, {
@@ -35,12 +36,33 @@ def record_pending(root: Path, dataset: str, iteration: int, rows: list[dict], s
             "status": "pending", "prompt": first["prompt"], "enhanced_prompt": first["enhanced_prompt"],
             "criterion": first["criterion"], "reason": first["decision_reason"],
             "candidates": [c["candidate_index"] for c in cands],
-            "judges": [{"judge": j["judge"], "ranking": j["ranking"], "abstained": j["abstained"]}
-                       for j in first["judges"]],
+            "judges": [{"judge": j["judge"], "ranking": j["ranking"], "abstained": j["abstained"],
+                        "confidence": j["confidence"], "reason": j["reason"]} for j in first["judges"]],
             "shards": [str(p) for p in shard_paths], "created_at": datetime.now(UTC).isoformat(),
         })
         written.append(path)
     return written
+
+
+def record_path(root: Path, dataset: str, set_id: str, done: bool = False) -> Path:
+    folder = reviews_dir(root, dataset).parent / ("done" if done else "pending")
+    return folder / (set_id.replace("/", "__") + ".json")
+
+
+def records(root: Path, dataset: str, status: str | None = None) -> list[dict]:
+    """Undecided review records of a dataset, oldest set first."""
+    out = [json.loads(p.read_text()) for p in sorted(reviews_dir(root, dataset).glob("*.json"))]
+    return [r for r in out if status is None or r["status"] == status]
+
+
+def update_record(root: Path, dataset: str, record: dict) -> None:
+    write_json_atomic(record_path(root, dataset, record["set_id"]), record)
+
+
+def close_record(root: Path, dataset: str, record: dict) -> None:
+    """Decided: the record moves to ``done`` (written there first, so a crash never loses it)."""
+    write_json_atomic(record_path(root, dataset, record["set_id"], done=True), record)
+    record_path(root, dataset, record["set_id"]).unlink(missing_ok=True)
 
 
 def pending_counts(root: Path) -> dict[tuple[str, int], int]:
@@ -48,7 +70,7 @@ def pending_counts(root: Path) -> dict[tuple[str, int], int]:
     counts: dict[tuple[str, int], int] = {}
     for path in Path(root).glob("_state/*/reviews/pending/*.json"):
         record = json.loads(path.read_text())
-        if record.get("status") == "pending":
+        if record.get("status") in ("pending", "pushed"):
             key = (path.parents[2].name, int(record["iteration"]))
             counts[key] = counts.get(key, 0) + 1
     return counts

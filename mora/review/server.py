@@ -1,0 +1,151 @@
+"""Where reviewers work: a local Label Studio on 127.0.0.1, or an existing server by URL and token.
+
+Label Studio runs from its own virtualenv (it and Prefect pin conflicting packages), with its data
+under ``ROOT/_state/label-studio``. The first start creates a non-interactive admin with a random
+password and API token, kept in a file only the owner can read; the token is never printed or logged.
+Signup is closed, so only people the admin invites can review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from mora.atomic import write_json_atomic
+
+VENV_BIN = Path(".mora/label-studio/venv/bin/label-studio")  # `make review-env` installs it here
+ADMIN = "admin@mora.local"
+
+
+class ReviewServerError(RuntimeError):
+    """One line: what is wrong with the review server and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str
+    token: str
+
+    def __repr__(self) -> str:  # the token stays out of logs and tracebacks
+        return f"Connection(url={self.url!r}, token=***)"
+
+
+def server_dir(root: Path) -> Path:
+    return Path(root) / "_state" / "label-studio"
+
+
+def media_root(root: Path) -> Path:
+    """Everything Label Studio may serve lies under this folder; nothing outside it."""
+    return (Path(root) / "_state").resolve()
+
+
+def _credentials(folder: Path) -> dict:
+    path = folder / "credentials.json"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        creds = {"username": ADMIN, "password": secrets.token_urlsafe(18), "token": secrets.token_hex(20)}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f)
+    return json.loads(path.read_text())
+
+
+def healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float = 120.0) -> Connection:
+    """Start (or find running) the local server for this shard root; returns once it answers."""
+    folder = server_dir(root)
+    state = folder / "server.json"
+    if state.exists():
+        url = json.loads(state.read_text())["url"]
+        if healthy(url):
+            return Connection(url, _credentials(folder)["token"])
+    repo_bin = Path(__file__).resolve().parents[2] / VENV_BIN
+    binary = Path(binary or os.environ.get("MORA_LABEL_STUDIO_BIN") or (VENV_BIN if VENV_BIN.exists() else repo_bin))
+    if not binary.exists():
+        raise ReviewServerError(f"Label Studio is not installed at {binary}; run `make review-env` (its own "
+                                "virtualenv) or set MORA_LABEL_STUDIO_BIN to a label-studio executable")
+    creds = _credentials(folder)
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ,
+           "LABEL_STUDIO_BASE_DATA_DIR": str(data.resolve()), "LABEL_STUDIO_USERNAME": creds["username"],
+           "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["token"],
+           "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+           "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(media_root(root)),
+           "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": ""}
+    url = f"http://127.0.0.1:{port}"
+    if healthy(url):
+        raise ReviewServerError(f"something already answers at {url}; stop it or pass another --port")
+    with open(folder / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(binary), "start", "--internal-host", "127.0.0.1", "--port", str(port), "--no-browser",
+             "--data-dir", str(data.resolve())],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    write_json_atomic(state, {"url": url, "pid": proc.pid, "port": port})
+    deadline = time.monotonic() + wait_s
+    while not healthy(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            down(root)
+            raise ReviewServerError(f"Label Studio did not start at {url}; see {folder / 'server.log'}")
+        time.sleep(0.25)
+    return Connection(url, creds["token"])
+
+
+def down(root: Path) -> bool:
+    """Stop the local server started by ``up``; False when none was running."""
+    state = server_dir(root) / "server.json"
+    if not state.exists():
+        return False
+    pid = json.loads(state.read_text())["pid"]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(100):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:  # our own child: reap it, or it lingers as a zombie
+                    break
+            except ChildProcessError:
+                os.killpg(pid, 0)  # started by another process: wait until the group is gone
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    state.unlink(missing_ok=True)
+    return True
+
+
+def connect(root: Path | None = None, url: str | None = None, token: str | None = None) -> Connection:
+    """Arguments, else $MORA_LABEL_STUDIO_URL with $MORA_LABEL_STUDIO_TOKEN (or the Prefect Secret block
+    named by $MORA_LABEL_STUDIO_TOKEN_BLOCK), else the local server of ``root``."""
+    url = url or os.environ.get("MORA_LABEL_STUDIO_URL")
+    if url:
+        token = token or os.environ.get("MORA_LABEL_STUDIO_TOKEN")
+        block = os.environ.get("MORA_LABEL_STUDIO_TOKEN_BLOCK")
+        if not token and block:
+            from prefect.blocks.system import Secret
+
+            token = Secret.load(block).get()
+        if not token:
+            raise ReviewServerError(f"no API token for {url}; set MORA_LABEL_STUDIO_TOKEN or name a Prefect "
+                                    "Secret block in MORA_LABEL_STUDIO_TOKEN_BLOCK")
+        return Connection(url.rstrip("/"), token)
+    state = server_dir(root) / "server.json" if root else None
+    if state is None or not state.exists():
+        raise ReviewServerError("no review server: run `mora review up` or set MORA_LABEL_STUDIO_URL and "
+                                "MORA_LABEL_STUDIO_TOKEN")
+    return Connection(json.loads(state.read_text())["url"], _credentials(server_dir(root))["token"])

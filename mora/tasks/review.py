@@ -1,0 +1,29 @@
+"""Thin Prefect tasks over review push and collect; each connects itself, so the token never becomes a
+Prefect parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from mora.review import collect as collecting
+from mora.review import push as pushing
+from mora.review.server import connect
+
+
+@task(name="push-reviews", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+def push_reviews(root: Path, dataset: str, url: str | None = None) -> int:
+    result = pushing.push(connect(root, url=url), root, dataset)
+    get_run_logger().info("%s: %d sets pushed to review, %d found there already", dataset, len(result.pushed),
+                          len(result.found))
+    return len(result.pushed)
+
+
+@task(name="collect-reviews", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+def collect_reviews(root: Path, dataset: str, url: str | None = None) -> dict:
+    result = collecting.collect(connect(root, url=url), root, dataset)
+    get_run_logger().info("%s: %d accepted, %d discarded by reviewers, %d still waiting", dataset,
+                          len(result.accepted), len(result.discarded), len(result.waiting))
+    return {"accepted": len(result.accepted), "discarded": len(result.discarded), "waiting": len(result.waiting)}

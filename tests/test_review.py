@@ -1,0 +1,216 @@
+"""Human review against a real Label Studio on 127.0.0.1, started by the test suite.
+
+The server runs from its own virtualenv (`make review-env`); a migrated data folder is cached under
+.mora/cache so a start takes seconds instead of the ~20 s of a first migration.
+"""
+
+import shutil
+import socket
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from mora.config import load_config
+from mora.flows.round import dataset_round
+from mora.review import server
+from mora.review.collect import collect, majority
+from mora.review.labeling import media_url
+from mora.review.pending import pending_counts, records, update_record
+from mora.review.push import client_for, push, tasks_by_set
+from mora.review.server import ReviewServerError
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / ".mora" / "cache" / "label-studio"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory, tiny_models):
+    """A shard root with one finished tiny round (every set needs review) and a Label Studio for it."""
+    if not (TEMPLATE / "credentials.json").exists():
+        cold = tmp_path_factory.mktemp("ls-cold") / "data"
+        server.up(cold, port=_free_port())
+        server.down(cold)
+        shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
+    work = tmp_path_factory.mktemp("review")
+    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
+    config = work / "tiny.yaml"
+    config.write_text(text.replace("root: mora-data", f"root: {work / 'data'}"))
+    overrides = {"prompts.count": "3", "generation.num_frames": "9"}
+    dataset_round(str(config), overrides)
+    cfg = load_config(config, overrides)
+    root = cfg.shards.root
+    shutil.copytree(TEMPLATE, server.server_dir(root))
+    port = _free_port()
+    conn = server.up(root, port=port)
+    yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port}
+    server.down(root)
+
+
+def test_pushing_makes_one_task_per_set_with_videos_and_the_judges_pick(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    first = push(conn, root, dataset)
+    assert len(first.pushed) == 3 and not first.found
+    again = push(conn, root, dataset)
+    assert not again.pushed and not again.found  # nothing pending is left to push
+    client = client_for(conn)
+    project = first.projects[1]
+    tasks = list(client.tasks.list(project=project, fields="all"))
+    assert len(tasks) == 3 and {t.data["set_id"] for t in tasks} == set(first.pushed)
+    task = tasks[0]
+    assert [k for k in task.data if k.startswith("video_")] == ["video_0", "video_1", "video_2", "video_3"]
+    assert "Criterion:" in task.data["criterion"] and task.data["judges"].startswith("Judges.")
+    video = httpx.get(conn.url + task.data["video_0"], headers={"Authorization": f"Token {conn.token}"})
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"  # an mp4, served from the media root
+    escape = httpx.get(conn.url + "/data/local-files/?d=../../../../etc/passwd",
+                       headers={"Authorization": f"Token {conn.token}"})
+    assert escape.status_code != 200
+    anonymous = httpx.get(conn.url + "/api/projects/")
+    assert anonymous.status_code in (401, 403)
+    assert all(r["status"] == "pushed" and r["task_id"] for r in records(root, dataset))
+
+
+def test_a_crash_between_creating_tasks_and_recording_them_never_duplicates(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    push(conn, root, dataset)
+    for record in records(root, dataset):  # as if the push died before it recorded anything
+        update_record(root, dataset, record | {"status": "pending", "task_id": None})
+    result = push(conn, root, dataset)
+    assert not result.pushed and len(result.found) == 3
+    assert len(tasks_by_set(client_for(conn), result.projects[1])) == 3
+
+
+def test_a_server_down_during_push_loses_nothing_and_pushes_once_when_back(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    push(conn, root, dataset)
+    victim = records(root, dataset)[0]
+    client = client_for(conn)
+    client.tasks.delete(id=victim["task_id"])  # a set the server has never seen
+    update_record(root, dataset, victim | {"status": "pending", "task_id": None})
+    server.down(root)
+    with pytest.raises(ReviewServerError, match="unreachable.*mora review up") as err:
+        push(conn, root, dataset)
+    assert "\n" not in str(err.value) and conn.token not in str(err.value)
+    assert [r["status"] for r in records(root, dataset)].count("pending") == 1
+    conn = server.up(root, port=review["port"])
+    result = push(conn, root, dataset)
+    assert result.pushed == [victim["set_id"]]
+    assert len(tasks_by_set(client_for(conn), result.projects[1])) == 3
+
+
+def _annotate(client, task_id, choice, reason=None, lead_time=7.5):
+    result = [{"from_name": "choice", "to_name": "video_0", "type": "choices", "value": {"choices": [choice]}}]
+    if reason:
+        result.append({"from_name": "reason", "to_name": "video_0", "type": "textarea", "value": {"text": [reason]}})
+    client.annotations.create(id=task_id, result=result, lead_time=lead_time)
+
+
+def test_collect_turns_choices_into_rows_and_reject_all_into_discards(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    push(conn, root, dataset)
+    client = client_for(conn)
+    chosen, rejected, waiting = records(root, dataset)
+    _annotate(client, chosen["task_id"], "candidate_2", "sharpest fox, smooth motion", lead_time=12.0)
+    _annotate(client, rejected["task_id"], "reject_all", "all four are static noise")
+    result = collect(conn, root, dataset)
+    assert result.accepted == [chosen["set_id"]] and result.discarded == [rejected["set_id"]]
+    assert result.waiting == [waiting["set_id"]]
+    df = pd.read_parquet(Path(root) / dataset)
+    got = df[df.set_id == chosen["set_id"]].sort_values("candidate_index")
+    assert got.decision.eq("accepted").all() and got.decision_source.eq("human").all()
+    assert got.selected.tolist() == [False, False, True, False]
+    review_info = got.review.iloc[0]
+    assert list(review_info["reviewers"]) == ["admin@mora.local"] and review_info["lead_time_s"] == 12.0
+    assert review_info["reason"] == "sharpest fox, smooth motion" and review_info["choice"] == "candidate_2"
+    gone = df[df.set_id == rejected["set_id"]]
+    assert gone.decision.eq("discarded").all() and not gone.selected.any()
+    assert "static noise" in gone.decision_reason.iloc[0]
+    assert len(df) == 12 and df.groupby("set_id").size().eq(4).all()  # replaced, never duplicated
+    assert pending_counts(root) == {(dataset, 1): 1}
+    shard = next(Path(root).rglob("part-*.parquet"))
+    before = shard.stat().st_mtime_ns
+    again = collect(conn, root, dataset)
+    assert not again.accepted and not again.discarded and shard.stat().st_mtime_ns == before
+
+
+def test_majority_rule_with_several_annotators():
+    def ann(choice, who, cancelled=False):
+        return {"result": [{"from_name": "choice", "value": {"choices": [choice]}}], "completed_by": who,
+                "was_cancelled": cancelled, "lead_time": 3.0}
+
+    names = {1: "ann@x", 2: "bob@x", 3: "cy@x"}
+    assert majority([ann("candidate_1", 1)], names).choice == "candidate_1"
+    assert majority([ann("candidate_1", 1), ann("candidate_3", 2)], names) is None  # a tie keeps it pending
+    verdict = majority([ann("candidate_1", 1), ann("candidate_3", 2), ann("candidate_1", 3)], names)
+    assert verdict.choice == "candidate_1" and verdict.reviewers == ["ann@x", "cy@x"] and verdict.annotations == 3
+    assert majority([ann("candidate_1", 1, cancelled=True)], names) is None
+    assert majority([], names) is None
+
+
+def test_media_urls_cannot_leave_the_media_root(tmp_path):
+    assert media_url(tmp_path / "a" / "b.mp4", tmp_path) == "/data/local-files/?d=a/b.mp4"
+    with pytest.raises(ValueError, match="outside the media root"):
+        media_url(tmp_path / ".." / "etc" / "passwd", tmp_path)
+
+
+def test_the_collect_flow_pushes_and_collects_as_a_prefect_run(review):
+    from mora.flows.review import collect_reviews
+
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    unpushed = len(records(root, dataset, "pending"))
+    summary = collect_reviews(str(root), dataset)
+    assert summary["pushed"] == unpushed and summary["pending"] == summary["waiting"] > 0
+    waiting = records(root, dataset, "pushed")
+    assert len(waiting) == summary["waiting"]
+    _annotate(client_for(conn), waiting[0]["task_id"], "candidate_0")
+    summary = collect_reviews(str(root), dataset)
+    assert summary["pushed"] == 0 and summary["accepted"] == 1 and summary["pending"] == len(waiting) - 1
+
+
+ARTIFACTS = REPO / ".mora" / "test-artifacts"
+
+
+def test_a_reviewer_sees_four_videos_and_the_choices_in_chromium(review):
+    """Headless Debian Chromium driven by Playwright; the screenshot is kept in .mora/test-artifacts."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    push(conn, root, dataset)
+    client = client_for(conn)
+    project = next(p.id for p in client.projects.list() if p.title.endswith("iteration 1"))
+    task = next(iter(client.tasks.list(project=project))).id
+    creds = json.loads((server.server_dir(root) / "credentials.json").read_text())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{conn.url}/user/login/")
+        page.fill("input[name=email]", creds["username"])
+        page.fill("input[name=password]", creds["password"])
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/user/login" not in url)
+        page.goto(f"{conn.url}/projects/{project}/data?task={task}")
+        page.wait_for_selector("video", state="attached", timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('video').length >= 4", timeout=30_000)
+        page.get_by_text("reject_all").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "review-task.png"), full_page=True)
+        videos = page.locator("video").count()
+        text = page.locator("body").inner_text()
+        checked = page.locator("input[type=checkbox]:checked").count()
+        browser.close()
+    assert videos == 4
+    # each candidate's name twice (its player's header and its choice), reject_all once, a criterion shown
+    assert all(text.count(f"candidate_{i}") >= 2 for i in range(4)) and "reject_all" in text
+    assert "Criterion:" in text and checked >= 1  # the judges' pick is pre-selected
