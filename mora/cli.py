@@ -133,8 +133,10 @@ def inspect_cmd(root: Path = typer.Argument(Path("mora-data"), help="shard root"
         table.add_row(row.dataset, str(row.iteration), row.decision, str(row.sets), str(row.candidates),
                       str(row.selected))
     console.print(table)
-    for (dataset, it), n in sorted(pending.items()):
-        console.print(f"{dataset} iteration {it}: {n} sets pending human review")
+    for dataset, it in sorted({(r.dataset, int(r.iteration)) for r in counts.itertuples()} | set(pending)):
+        n = pending.get((dataset, it), 0)
+        console.print(f"{dataset} iteration {it}: " + (f"{n} sets pending human review" if n else
+                                                        "complete, nothing pending review"))
 
 
 ROOT_OPT = typer.Option(Path("mora-data"), "--root", help="shard root")

@@ -36,3 +36,14 @@ def test_round_then_inspect(tiny_config_file, tmp_path):
     out = mora("dataset", "inspect", str(tmp_path / "data"))
     assert out.returncode == 0
     assert "tiny" in out.stdout and ("needs_review" in out.stdout or "accepted" in out.stdout)
+    assert "sets pending human review" in out.stdout or "complete, nothing pending review" in out.stdout
+
+
+def test_review_commands_without_a_server_say_how_to_get_one(tmp_path):
+    out = mora("review", "push", "--root", str(tmp_path), env={"MORA_LABEL_STUDIO_URL": ""})
+    assert out.returncode == 2 and "mora review up" in out.stdout and "Traceback" not in out.stderr
+    out = mora("review", "collect", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
+               env={"MORA_LABEL_STUDIO_TOKEN": "", "MORA_LABEL_STUDIO_TOKEN_BLOCK": ""})
+    assert out.returncode == 2 and "MORA_LABEL_STUDIO_TOKEN" in out.stdout
+    out = mora("review", "down", "--root", str(tmp_path))
+    assert out.returncode == 0 and "no local Label Studio" in out.stdout

@@ -214,3 +214,15 @@ def test_a_reviewer_sees_four_videos_and_the_choices_in_chromium(review):
     # each candidate's name twice (its player's header and its choice), reject_all once, a criterion shown
     assert all(text.count(f"candidate_{i}") >= 2 for i in range(4)) and "reject_all" in text
     assert "Criterion:" in text and checked >= 1  # the judges' pick is pre-selected
+
+
+def test_the_token_can_come_from_a_prefect_secret_block(monkeypatch):
+    from prefect.blocks.system import Secret
+
+    Secret(value="tok-from-block-123").save("mora-ls-token-test", overwrite=True)
+    monkeypatch.setenv("MORA_LABEL_STUDIO_URL", "http://127.0.0.1:8090/")
+    monkeypatch.delenv("MORA_LABEL_STUDIO_TOKEN", raising=False)
+    monkeypatch.setenv("MORA_LABEL_STUDIO_TOKEN_BLOCK", "mora-ls-token-test")
+    conn = server.connect()
+    assert conn.url == "http://127.0.0.1:8090" and conn.token == "tok-from-block-123"
+    assert "tok-from-block" not in repr(conn)
