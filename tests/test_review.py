@@ -75,6 +75,12 @@ def test_pushing_makes_one_task_per_set_with_videos_and_the_judges_pick(review):
     assert escape.status_code != 200
     anonymous = httpx.get(conn.url + "/api/projects/")
     assert anonymous.status_code in (401, 403)
+    with httpx.Client(base_url=conn.url, follow_redirects=True) as browser:  # signup without an invite
+        form = browser.get("/user/signup/")
+        csrf = browser.cookies.get("csrftoken", "")
+        browser.post("/user/signup/", data={"email": "intruder@x.org", "password": "intruder-pass-1",
+                                            "csrfmiddlewaretoken": csrf}, headers={"Referer": str(form.url)})
+    assert [u.email for u in client.users.list()] == ["admin@mora.local"]
     assert all(r["status"] == "pushed" and r["task_id"] for r in records(root, dataset))
 
 
