@@ -52,6 +52,7 @@ browser:
 bench: setup tiny
 	$(PY) bench/round_overhead.py
 	$(PY) bench/judges.py
+	$(PY) bench/drift.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

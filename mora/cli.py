@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mora.cli_make import make_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mora: synthesize and curate video training data.")
 models_app = typer.Typer(no_args_is_help=True, help="Model folders.")
 dataset_app = typer.Typer(no_args_is_help=True, help="Shards on disk.")
@@ -18,6 +20,7 @@ review_app = typer.Typer(no_args_is_help=True, help="Human review in Label Studi
 app.add_typer(models_app, name="models")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(review_app, name="review")
+app.add_typer(make_app, name="make")
 console = Console()
 
 

@@ -54,6 +54,9 @@ class PromptConfig(_Strict):
 class GenerationConfig(_Strict):
     text_to_image: ModelRef
     image_to_video: ModelRef
+    image_to_image: ModelRef | None = Field(
+        None, description="edits by instruction: InstructPix2Pix, or a text-to-image model in its img2img form")
+    connect: ModelRef | None = Field(None, description="frames between given frames: an LTX-Video model")
     candidates: int = Field(4, ge=2, le=16, description="candidate videos per prompt (the paper uses 4)")
     height: int = Field(64, ge=16, le=4096)
     width: int = Field(64, ge=16, le=4096)
@@ -63,6 +66,8 @@ class GenerationConfig(_Strict):
     video_steps: int = Field(4, ge=1, le=200)
     image_guidance: float = Field(5.0, ge=0)
     video_guidance: float = Field(3.0, ge=0)
+    edit_strength: float = Field(0.6, gt=0, le=1, description="img2img: how far an edit may move from the image")
+    context_frames: int = Field(5, ge=1, le=64, description="last frames that condition the next segment")
 
     @field_validator("height", "width")
     @classmethod

@@ -36,7 +36,6 @@ QWEN_VL_TEMPLATE = CHATML.replace("{{ image_markup }}", "<|vision_start|><|image
 LLAVA_TEMPLATE = CHATML.replace("{{ image_markup }}", "<image>").replace("{{ video_markup }}", "<video>")
 TEXT_TEMPLATE = CHATML.replace("{{ image_markup }}", "").replace("{{ video_markup }}", "")
 
-COMPONENTS = ("prompt-llm", "sd3", "ltx-i2v", "qwen2-vl", "llava-onevision")
 
 
 def _qwen_tokenizer(specials: list[str], template: str):
@@ -124,6 +123,80 @@ def build_sd3(out: Path) -> None:
     pipe.save_pretrained(out)
 
 
+def _clip_text_model():
+    from transformers import CLIPTextModel
+
+    tok, with_projection = _clip_text_parts()
+    return tok, CLIPTextModel(with_projection.config)
+
+
+def _small_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(sample_size=64, in_channels=3, out_channels=3, block_out_channels=(8, 16),
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         layers_per_block=1, latent_channels=4, norm_num_groups=8)
+
+
+def build_sdxl(out: Path) -> None:
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tok, enc = _clip_text_model()
+    tok2, enc2 = _clip_text_parts()
+    unet = UNet2DConditionModel(block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+                                projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+                                norm_num_groups=8)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading")
+    StableDiffusionXLPipeline(unet=unet, scheduler=scheduler, vae=_small_vae(), text_encoder=enc, tokenizer=tok,
+                              text_encoder_2=enc2, tokenizer_2=tok2).save_pretrained(out)
+
+
+def build_instruct_pix2pix(out: Path) -> None:
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+
+    tok, enc = _clip_text_model()
+    unet = UNet2DConditionModel(block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=8,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=4, norm_num_groups=8)
+    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    StableDiffusionInstructPix2PixPipeline(vae=_small_vae(), text_encoder=enc, tokenizer=tok, unet=unet,
+                                           scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                           requires_safety_checker=False).save_pretrained(out)
+
+
+def build_svd(out: Path) -> None:
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=8, out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=8, projection_class_embeddings_input_dim=96, addition_time_embed_dim=32)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
+        prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
+        timestep_type="continuous", use_karras_sigmas=True)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                                       down_block_types=["DownEncoderBlock2D"] * 2, latent_channels=4)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(  # SVD resizes to 224 for its image encoder
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        intermediate_size=37, patch_size=32))
+    StableVideoDiffusionPipeline(unet=unet, image_encoder=encoder, scheduler=scheduler, vae=vae,
+                                 feature_extractor=CLIPImageProcessor(crop_size=224, size=224)).save_pretrained(out)
+
+
 def build_ltx_i2v(out: Path) -> None:
     from diffusers import (
         AutoencoderKLLTXVideo,
@@ -206,6 +279,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "prompt-llm": build_prompt_llm,
     "sd3": build_sd3,
     "ltx-i2v": build_ltx_i2v,
+    "sdxl": build_sdxl,
+    "instruct-pix2pix": build_instruct_pix2pix,
+    "svd": build_svd,
     "qwen2-vl": build_qwen2_vl,
     "llava-onevision": build_llava_onevision,
 }

@@ -1,0 +1,70 @@
+"""Procedure 3, extend a video, and the chaining that long text-to-video uses.
+
+Chaining from the single last frame (the public demo's way) loses motion and accumulates colour and
+sharpness errors segment after segment. ``clip`` chaining conditions each new segment on the last
+``context_frames`` frames through the connect agent (LTX-Video conditions on a clip); ``last-frame``
+is kept for comparison and for image-to-video models that take one image. ``drift`` measures it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mora.procedures.inputs import InputError, fit_frames, load_video
+from mora.procedures.toolbox import Made, Toolbox, file_digest
+
+CHAININGS = ("clip", "last-frame")
+
+
+def extend_frames(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, segments: int,
+                  chaining: str = "clip") -> tuple[np.ndarray, list[int]]:
+    """``frames`` followed by ``segments`` new segments; also the frame index where each segment starts."""
+    g = tools.gen
+    if chaining not in CHAININGS:
+        raise InputError(f"chaining '{chaining}' is unknown; use one of {', '.join(CHAININGS)}")
+    need = g.context_frames if chaining == "clip" else 1
+    if len(frames) < max(need, 2):
+        raise InputError(f"the video has {len(frames)} frames; extending it with {chaining} chaining needs at "
+                         f"least {max(need, 2)} (set generation.context_frames lower, or use last-frame chaining)")
+    out, starts = [frames], [0]
+    for k in range(segments):
+        tail = np.concatenate(out)[-need:]
+        starts.append(sum(len(o) for o in out))
+        if chaining == "last-frame":
+            seg = tools.animate(Image.fromarray(tail[-1]), prompt, seed + k)
+            out.append(seg[1:])  # its first frame repeats the one it started from
+        else:
+            context = [Image.fromarray(f) for f in tail]
+            seg = tools.timed("connect", tools.connect.continue_clip, context, prompt, seed + k, g.num_frames,
+                              g.height, g.width, g.video_steps, g.video_guidance, g.fps)
+            out.append(seg[len(context):])  # its first frames re-create the context
+    return np.concatenate(out), starts
+
+
+def drift(frames: np.ndarray, starts: list[int]) -> list[dict]:
+    """Per segment: mean colour distance from the first segment (0-441) and sharpness relative to it."""
+    bounds = [*starts, len(frames)]
+    segments = [frames[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+    def sharpness(clip):
+        return float(np.mean([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for f in clip]))
+
+    colour0, sharp0 = segments[0].reshape(-1, 3).mean(0), sharpness(segments[0]) or 1e-9
+    return [{"segment": i, "frames": len(seg),
+             "colour_drift": round(float(np.linalg.norm(seg.reshape(-1, 3).mean(0) - colour0)), 3),
+             "sharpness_ratio": round(sharpness(seg) / sharp0, 4)} for i, seg in enumerate(segments)]
+
+
+def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 1, chaining: str = "clip") -> Made:
+    tools.begin()
+    frames, _ = load_video(video)
+    g = tools.gen
+    frames = fit_frames(frames, g.width, g.height)
+    out, starts = extend_frames(tools, frames, prompt, seed, segments, chaining)
+    return Made(out, g.fps, tools.record("extend", inputs={"video": str(video), "sha256": file_digest(video)},
+                                         prompt=prompt, seeds=[seed + k for k in range(segments)], chaining=chaining,
+                                         segment_starts=starts, drift=drift(out, starts)))

@@ -1,0 +1,113 @@
+"""Procedures 1, 2, 4 and 6 for one video: text-to-video (chained to a duration), image-to-video,
+video-to-video editing and digital-world style. The round's candidate generation is in
+``text_to_video.py``."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mora.procedures.extend import drift, extend_frames
+from mora.procedures.inputs import InputError, fit_frames, load_image, load_video
+from mora.procedures.toolbox import Approver, Made, Toolbox, file_digest, show_image, show_video, staged
+
+DIGITAL_WORLD = ("in the style of a voxel video game world, blocky cubes, pixelated textures, "
+                 "bright flat lighting, like Minecraft")
+
+
+def _animate_stage(tools: Toolbox, image: Image.Image, prompt: str, seed: int, approver: Approver | None,
+                   workdir: Path, log: list[dict]) -> tuple[np.ndarray, int]:
+    def make(s: int, instruction: str | None) -> np.ndarray:
+        return tools.animate(image, f"{prompt}, {instruction}" if instruction else prompt, s)
+
+    return staged("video", make, seed, approver, show_video(tools.gen.fps), workdir, log)
+
+
+def _image_stage(tools: Toolbox, stage: str, make_image, seed: int, approver: Approver | None, workdir: Path,
+                 log: list[dict]) -> tuple[Image.Image, int]:
+    current: dict[str, Image.Image] = {}
+
+    def make(s: int, instruction: str | None) -> Image.Image:  # adjust edits what the person saw
+        current["image"] = tools.edit(current["image"], instruction, s) if instruction else make_image(s)
+        return current["image"]
+
+    return staged(stage, make, seed, approver, show_image, workdir, log)
+
+
+def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | None = None, chaining: str = "clip",
+                  approver: Approver | None = None, workdir: Path | None = None) -> Made:
+    """Prompt (enhanced) -> first frame -> animation, then more segments until ``duration_s``."""
+    tools.begin()
+    g, log = tools.gen, []
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
+    enhanced = tools.enhance(prompt, seed)
+    image, image_seed = _image_stage(tools, "first-frame", lambda s: tools.first_frame(enhanced, s), seed, approver,
+                                     workdir, log)
+    frames, video_seed = _animate_stage(tools, image, enhanced, seed, approver, workdir, log)
+    segments = 0
+    if duration_s:
+        per_segment = g.num_frames - (g.context_frames if chaining == "clip" else 1)
+        segments = max(0, math.ceil((duration_s * g.fps - len(frames)) / max(per_segment, 1)))
+    frames, starts = extend_frames(tools, frames, enhanced, video_seed + 1, segments, chaining) if segments else (
+        frames, [0])
+    return Made(frames, g.fps, tools.record(
+        "text-to-video", prompt=prompt, enhanced_prompt=enhanced, seeds={"first_frame": image_seed,
+                                                                         "video": video_seed},
+        duration_s=duration_s, chaining=chaining if segments else None, segment_starts=starts,
+        drift=drift(frames, starts) if segments else None, stages=log))
+
+
+def image_to_video(tools: Toolbox, image: Path, prompt: str, seed: int, approver: Approver | None = None,
+                   workdir: Path | None = None) -> Made:
+    tools.begin()
+    g, log = tools.gen, []
+    picture = load_image(image, g.width, g.height)
+    frames, used = _animate_stage(tools, picture, prompt, seed, approver,
+                                  workdir or Path(tempfile.mkdtemp(prefix="mora-stages-")), log)
+    return Made(frames, g.fps, tools.record("image-to-video", inputs={"image": str(image),
+                                                                      "sha256": file_digest(image)},
+                                            prompt=prompt, seeds={"video": used}, stages=log))
+
+
+def edit_video(tools: Toolbox, video: Path, instruction: str, seed: int, prompt: str | None = None,
+               approver: Approver | None = None, workdir: Path | None = None) -> Made:
+    """The first frame edited by instruction, then animated again: the paper's video-to-video editing."""
+    tools.begin()
+    g, log = tools.gen, []
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
+    frames, _ = load_video(video)
+    source = Image.fromarray(fit_frames(frames[:1], g.width, g.height)[0])
+    edited, edit_seed = _image_stage(tools, "edited-frame", lambda s: tools.edit(source, instruction, s), seed,
+                                     approver, workdir, log)
+    clip, video_seed = _animate_stage(tools, edited, prompt or instruction, seed, approver, workdir, log)
+    change = float(np.abs(np.asarray(edited, np.float64) - np.asarray(source, np.float64)).mean())
+    return Made(clip, g.fps, tools.record("video-to-video-edit", inputs={"video": str(video),
+                                                                         "sha256": file_digest(video)},
+                                          instruction=instruction, prompt=prompt or instruction,
+                                          seeds={"edit": edit_seed, "video": video_seed},
+                                          first_frame_change=round(change, 3), stages=log))
+
+
+def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: Path | None = None,
+                  style: str = DIGITAL_WORLD, approver: Approver | None = None, workdir: Path | None = None) -> Made:
+    """A scene (from a prompt or an image) restyled as a digital world, then animated."""
+    tools.begin()
+    g, log = tools.gen, []
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
+    if image is None and not prompt:
+        raise InputError("digital-world needs a prompt or an image; pass --prompt TEXT or --image FILE")
+    base = (load_image(image, g.width, g.height) if image else None)
+    scene = prompt or "the scene"
+
+    def restyle(s: int) -> Image.Image:
+        return tools.edit(base if base is not None else tools.first_frame(scene, s), f"{scene}, {style}", s)
+
+    styled, style_seed = _image_stage(tools, "styled-frame", restyle, seed, approver, workdir, log)
+    clip, video_seed = _animate_stage(tools, styled, f"{scene}, {style}", seed, approver, workdir, log)
+    inputs = {"image": str(image), "sha256": file_digest(image)} if image else {}
+    return Made(clip, g.fps, tools.record("digital-world", inputs=inputs, prompt=prompt, style=style,
+                                          seeds={"style": style_seed, "video": video_seed}, stages=log))

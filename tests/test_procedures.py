@@ -1,0 +1,215 @@
+"""The six procedures on tiny models of every family: frames, sizes, sidecars, seeds, people, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mora.config import ConfigError, load_config
+from mora.media import decode, encode_mp4
+from mora.procedures.connect import connect_videos
+from mora.procedures.extend import extend
+from mora.procedures.inputs import InputError, load_image
+from mora.procedures.single import digital_world, edit_video, image_to_video, text_to_video
+from mora.procedures.toolbox import MAX_TRIES, Toolbox, write_made
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _preset(name, tiny_models, tmp_path, **overrides):
+    text = (REPO / "configs" / f"{name}.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return load_config(path, overrides)
+
+
+@pytest.fixture(scope="module")
+def tools(tiny_models, tmp_path_factory):
+    return Toolbox(_preset("tiny", tiny_models, tmp_path_factory.mktemp("preset")))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two input videos of the preset's size with smooth motion, and a still image."""
+    out = tmp_path_factory.mktemp("inputs")
+    t = np.arange(17)[:, None, None, None]
+    x = np.arange(64)[None, None, :, None]
+    a = ((x * 3 + t * 4 + np.array([0, 60, 120])) % 256).astype(np.uint8) * np.ones((17, 64, 64, 3), np.uint8)
+    (out / "a.mp4").write_bytes(encode_mp4(a, 8))
+    (out / "b.mp4").write_bytes(encode_mp4(255 - a, 8))
+    Image.fromarray(a[0]).save(out / "still.png")
+    return out
+
+
+def _check_file(made, path, frames, fps=8.0):
+    video, sidecar = write_made(made, path)
+    decoded, got_fps = decode(video.read_bytes())
+    assert decoded.shape == (frames, 64, 64, 3) and got_fps == pytest.approx(fps)
+    record = json.loads(sidecar.read_text())
+    for key in ("procedure", "models", "seeds", "steps", "size", "timings_s", "runtime", "created_at", "output"):
+        assert key in record, key
+    assert record["output"]["frames"] == frames and len(record["output"]["sha256"]) == 64
+    assert all(m["id"] for m in record["models"].values())
+    return record
+
+
+def test_text_to_video_chains_segments_to_the_duration(tools, tmp_path):
+    made = text_to_video(tools, "a red fox runs through snow", seed=3, duration_s=4)
+    assert len(made.frames) >= 4 * 8
+    record = _check_file(made, tmp_path / "t2v.mp4", len(made.frames))
+    assert set(record["models"]) >= {"text_to_image", "image_to_video", "connect", "prompt"}
+    assert record["chaining"] == "clip" and len(record["drift"]) == len(record["segment_starts"]) >= 2
+    assert record["drift"][0] == {"segment": 0, "frames": 17, "colour_drift": 0.0, "sharpness_ratio": 1.0}
+
+
+def test_the_same_seed_gives_identical_frames_and_another_seed_does_not(tools):
+    one = text_to_video(tools, "a paper boat", seed=5)
+    two = text_to_video(tools, "a paper boat", seed=5)
+    other = text_to_video(tools, "a paper boat", seed=6)
+    assert np.array_equal(one.frames, two.frames) and not np.array_equal(one.frames, other.frames)
+
+
+def test_image_to_video_starts_from_the_image(tools, clips, tmp_path):
+    made = image_to_video(tools, clips / "still.png", "waves", seed=1)
+    record = _check_file(made, tmp_path / "i2v.mp4", 17)
+    assert record["inputs"]["image"].endswith("still.png") and list(record["models"]) == ["image_to_video"]
+
+
+@pytest.mark.parametrize("chaining, new_per_segment", [("clip", 17 - 5), ("last-frame", 17 - 1)])
+def test_extend_adds_whole_segments(tools, clips, tmp_path, chaining, new_per_segment):
+    made = extend(tools, clips / "a.mp4", "more", seed=2, segments=2, chaining=chaining)
+    record = _check_file(made, tmp_path / "ext.mp4", 17 + 2 * new_per_segment)
+    assert record["segment_starts"] == [0, 17, 17 + new_per_segment]
+    source, _ = decode((clips / "a.mp4").read_bytes())
+    assert np.array_equal(made.frames[:17], source)  # the original is kept frame for frame
+
+
+def test_edit_changes_the_first_frame(tools, clips, tmp_path):
+    made = edit_video(tools, clips / "a.mp4", "make it winter", seed=4)
+    record = _check_file(made, tmp_path / "edit.mp4", 17)
+    source, _ = decode((clips / "a.mp4").read_bytes())
+    assert record["first_frame_change"] > 1.0
+    assert np.abs(made.frames[0].astype(int) - source[0].astype(int)).mean() > 1.0
+
+
+def test_connect_is_first_then_transition_then_second(tools, clips, tmp_path):
+    made = connect_videos(tools, clips / "a.mp4", clips / "b.mp4", "a smooth fade", seed=7)
+    record = _check_file(made, tmp_path / "connect.mp4", len(made.frames))
+    parts = record["parts"]
+    assert parts == {"first_frames": 17, "transition_frames": 15, "second_frames": 17}
+    a, _ = decode((clips / "a.mp4").read_bytes())
+    b, _ = decode((clips / "b.mp4").read_bytes())
+    assert len(made.frames) == 17 + 15 + 17
+    assert np.array_equal(made.frames[:17], a) and np.array_equal(made.frames[-17:], b)
+
+
+def test_digital_world_from_a_prompt_and_from_an_image(tools, clips, tmp_path):
+    made = digital_world(tools, seed=8, prompt="a castle on a hill")
+    record = _check_file(made, tmp_path / "dw.mp4", 17)
+    assert "voxel" in record["style"] and set(record["models"]) == {"text_to_image", "image_to_image",
+                                                                    "image_to_video"}
+    from_image = digital_world(tools, seed=8, image=clips / "still.png")
+    assert "text_to_image" not in from_image.record["models"]
+
+
+def test_the_paper_first_system_families_sdxl_instruct_pix2pix_svd(tiny_models, clips, tmp_path):
+    svd = Toolbox(_preset("tiny-svd", tiny_models, tmp_path, **{"generation.num_frames": "9"}))
+    made = text_to_video(svd, "a lighthouse at night", seed=1)
+    assert made.frames.shape == (9, 64, 64, 3)
+    assert type(svd.image_to_video.pipe).__name__ == "StableVideoDiffusionPipeline"
+    assert type(svd.text_to_image.pipe).__name__ == "StableDiffusionXLPipeline"
+    edited = edit_video(svd, clips / "a.mp4", "make it night", seed=2)
+    assert type(svd.image_to_image.pipe).__name__ == "StableDiffusionInstructPix2PixPipeline"
+    assert edited.record["first_frame_change"] > 1.0 and edited.frames.shape == (9, 64, 64, 3)
+
+
+def test_interactive_stages_regenerate_adjust_and_stop_at_three_tries(tools, tmp_path):
+    answers = iter([("regenerate", None), ("adjust", "make it snow"), ("accept", None), ("regenerate", None),
+                    ("regenerate", None), ("regenerate", None)])
+    seen = []
+
+    def person(stage, path):
+        seen.append((stage, path))
+        assert path.exists()
+        return next(answers)
+
+    made = text_to_video(tools, "a fox", seed=10, approver=person, workdir=tmp_path)
+    log = made.record["stages"]
+    assert [(s["stage"], s["action"]) for s in log] == [
+        ("first-frame", "regenerate"), ("first-frame", "adjust"), ("first-frame", "accept"),
+        ("video", "regenerate"), ("video", "regenerate"), ("video", "regenerate")]
+    assert log[1]["seed"] == 11 and log[1]["instruction"] == "make it snow"
+    assert sum(1 for s in log if s["stage"] == "video") == MAX_TRIES  # the third video is kept
+    assert made.record["seeds"] == {"first_frame": 11, "video": 12}
+    assert [p.suffix for _, p in seen] == [".png"] * 3 + [".mp4"] * 3
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "I;16", "CMYK", "1"])
+def test_odd_image_modes_and_sizes_are_converted(tmp_path, mode):
+    path = tmp_path / f"odd-{mode.replace(';', '')}.png" if mode != "CMYK" else tmp_path / "odd.jpg"
+    Image.new("RGB", (37, 101), (200, 30, 90)).convert(mode).save(path)
+    image = load_image(path, 64, 48)
+    assert image.mode == "RGB" and image.size == (64, 48)
+
+
+def test_bad_inputs_fail_in_one_line(tools, clips, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG but not really")
+    Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
+    small = encode_mp4(np.zeros((3, 32, 48, 3), np.uint8), 8)
+    (tmp_path / "small.mp4").write_bytes(small)
+    cases = [
+        (lambda: image_to_video(tools, tmp_path / "missing.png", "", 0), "not found"),
+        (lambda: image_to_video(tools, tmp_path / "junk.png", "", 0), "cannot be read"),
+        (lambda: image_to_video(tools, tmp_path / "tiny.png", "", 0), "at least 8"),
+        (lambda: extend(tools, tmp_path / "empty.mp4", "", 0), "empty"),
+        (lambda: extend(tools, tmp_path / "junk.mp4", "", 0), "cannot be decoded"),
+        (lambda: extend(tools, tmp_path / "small.mp4", "", 0), "has 3 frames.*needs at least 5"),
+        (lambda: connect_videos(tools, clips / "a.mp4", tmp_path / "small.mp4", "", 0), "differ in size"),
+        (lambda: extend(tools, clips / "a.mp4", "", 0, chaining="spline"), "chaining 'spline' is unknown"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InputError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="generation.connect"):
+        extend(Toolbox(load_config(REPO / "configs" / "tiny.yaml", {"generation.connect": ""})), clips / "a.mp4",
+               "", 0)
+
+
+def test_the_cli_writes_the_video_and_its_sidecar_and_refuses_bad_input(tiny_models, clips, tmp_path):
+    config = _preset("tiny", tiny_models, tmp_path).model_dump(mode="json")
+    import yaml
+
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "COLUMNS": "200"}
+
+    def mora(*args):
+        return subprocess.run([sys.executable, "-m", "mora.cli", "make", *args, "--config", str(tmp_path / "p.yaml")],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+
+    out = mora("connect", "--first", str(clips / "a.mp4"), "--second", str(clips / "b.mp4"), "--out",
+               str(tmp_path / "c.mp4"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert decode((tmp_path / "c.mp4").read_bytes())[0].shape == (49, 64, 64, 3)
+    assert json.loads((tmp_path / "c.json").read_text())["procedure"] == "connect"
+    bad = mora("extend", "--video", str(tmp_path / "nothing.mp4"), "--out", str(tmp_path / "x.mp4"))
+    lines = [line for line in (bad.stdout + bad.stderr).splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "not found" in lines[0] and "Traceback" not in bad.stderr
+
+
+def test_a_procedure_runs_as_a_prefect_flow(tiny_models, clips, tmp_path):
+    from mora.flows.make import make_image_to_video
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models)))
+    result = make_image_to_video(str(clips / "still.png"), "waves", str(tmp_path / "f.mp4"), seed=1,
+                                 config_path=str(config))
+    assert Path(result["video"]).exists() and json.loads(Path(result["sidecar"]).read_text())["seeds"] == {"video": 1}
