@@ -213,3 +213,20 @@ def test_a_procedure_runs_as_a_prefect_flow(tiny_models, clips, tmp_path):
     result = make_image_to_video(str(clips / "still.png"), "waves", str(tmp_path / "f.mp4"), seed=1,
                                  config_path=str(config))
     assert Path(result["video"]).exists() and json.loads(Path(result["sidecar"]).read_text())["seeds"] == {"video": 1}
+
+
+def test_wan_image_to_video_and_first_last_frame_connect(tiny_models, clips, tmp_path):
+    wan = Toolbox(_preset("tiny", tiny_models, tmp_path, **{"generation.image_to_video.id": str(tiny_models / "wan-i2v"),
+                                                            "generation.connect.id": str(tiny_models / "wan-flf2v")}))
+    made = image_to_video(wan, clips / "still.png", "waves", seed=1)
+    assert made.frames.shape == (17, 64, 64, 3)
+    assert type(wan.image_to_video.pipe).__name__ == "WanImageToVideoPipeline"
+    g, still = wan.gen, load_image(clips / "still.png", 64, 64)
+    two = wan.image_to_video.animate([still] * 2, "waves", [1, 2], 17, 64, 64, g.video_steps, g.video_guidance, g.fps)
+    assert np.array_equal(two[0], made.frames) and not np.array_equal(two[0], two[1])  # own seed per candidate
+    joined = connect_videos(wan, clips / "a.mp4", clips / "b.mp4", "a fade", seed=3)
+    assert joined.record["parts"]["transition_frames"] == 15 and len(joined.frames) == 49
+    assert np.array_equal(extend(wan, clips / "a.mp4", "", 0, chaining="last-frame").frames[:17],
+                          decode((clips / "a.mp4").read_bytes())[0])
+    with pytest.raises(ConfigError, match="generation.connect.*cannot condition on a clip.*last-frame"):
+        extend(wan, clips / "a.mp4", "", 0, chaining="clip")

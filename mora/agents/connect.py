@@ -3,7 +3,7 @@
 LTX-Video's condition pipeline takes images or whole clips at chosen frame positions, so one model
 both bridges two videos (first frame of the gap = last of the first video, last = first of the
 second) and extends a video from several of its last frames instead of one, which keeps long videos
-from drifting.
+from drifting. Wan's first+last-frame models bridge two videos too, but take no clip.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from PIL import Image
 
 from mora.agents.loading import load_diffusion_pipeline, once
 from mora.agents.text_to_image import generators
-from mora.config import ModelRef, RuntimeConfig
+from mora.config import ConfigError, ModelRef, RuntimeConfig
 from mora.media import to_uint8
+
+FIRST_LAST = {"WanImageToVideoPipeline"}  # bridge with image + last_image
 
 
 class ConnectAgent:
     def __init__(self, pipe, ref: ModelRef):
         self.pipe, self.ref = pipe, ref
+        self.family = type(pipe).__name__
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ConnectAgent:
@@ -27,7 +30,7 @@ class ConnectAgent:
             from diffusers import LTXConditionPipeline
 
             pipe = load_diffusion_pipeline(ref, runtime)
-            if not isinstance(pipe, LTXConditionPipeline):
+            if type(pipe).__name__ not in FIRST_LAST and not isinstance(pipe, LTXConditionPipeline):
                 pipe = LTXConditionPipeline.from_pipe(pipe)  # same weights, no second load
                 pipe.set_progress_bar_config(disable=True)
             return pipe
@@ -46,6 +49,12 @@ class ConnectAgent:
         """``num_frames`` frames starting at ``first`` and ending at ``last``."""
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
+        if self.family in FIRST_LAST:
+            out = self.pipe(image=first, last_image=last, prompt=prompt, height=height, width=width,
+                            num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance,
+                            generator=generators([seed])[0], output_type="np").frames
+            return to_uint8(np.asarray(out)[0])
+
         conditions = [LTXVideoCondition(image=first, frame_index=0),
                       LTXVideoCondition(image=last, frame_index=num_frames - 1)]
         return self._run(conditions, prompt, seed, num_frames, height, width, steps, guidance, fps)
@@ -54,6 +63,10 @@ class ConnectAgent:
                       width: int, steps: int, guidance: float, fps: float) -> np.ndarray:
         """``num_frames`` frames whose first ``len(context)`` continue the given clip."""
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+        if self.family in FIRST_LAST:
+            raise ConfigError(f"config field 'generation.connect': {self.family} cannot condition on a clip; "
+                              "use chaining last-frame, or an LTX-Video model for clip chaining")
 
         return self._run([LTXVideoCondition(video=context, frame_index=0)], prompt, seed, num_frames, height, width,
                          steps, guidance, fps)

@@ -12,10 +12,12 @@ from mora.media import to_uint8
 
 # Pipelines that take no text: they animate from the image alone.
 IMAGE_ONLY = {"StableVideoDiffusionPipeline"}
+# Pipelines that take one image per call (they repeat its embedding over the batch).
+ONE_IMAGE = {"WanImageToVideoPipeline"}
 
 
 class ImageToVideoAgent:
-    """Any diffusers image-to-video pipeline (LTX-Video, Wan, CogVideoX, Stable Video Diffusion)."""
+    """Any diffusers image-to-video pipeline (LTX-Video, Wan, Stable Video Diffusion)."""
 
     def __init__(self, pipe, ref: ModelRef):
         self.pipe, self.ref = pipe, ref
@@ -37,5 +39,9 @@ class ImageToVideoAgent:
             kwargs.update(prompt=[prompt] * len(images), guidance_scale=guidance)
         if self.family.startswith("LTX"):
             kwargs["frame_rate"] = fps
+        if self.family in ONE_IMAGE:  # one call per candidate, each with its own generator
+            clips = [np.asarray(self.pipe(**kwargs | {"image": img, "prompt": prompt, "generator": gen}).frames)[0]
+                     for img, gen in zip(images, kwargs["generator"], strict=True)]
+            return to_uint8(np.stack(clips))
         frames = np.asarray(self.pipe(**kwargs).frames)
         return to_uint8(frames)

@@ -197,6 +197,43 @@ def build_svd(out: Path) -> None:
                                  feature_extractor=CLIPImageProcessor(crop_size=224, size=224)).save_pretrained(out)
 
 
+def _build_wan(out: Path, first_and_last: bool) -> None:
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    tok, t5 = _t5_parts()
+    encoder = UMT5EncoderModel(UMT5Config(**{k: getattr(t5.config, k) for k in (
+        "vocab_size", "d_model", "d_ff", "d_kv", "num_layers", "num_heads", "relative_attention_num_buckets",
+        "pad_token_id", "eos_token_id")}))
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                                     num_attention_heads=2, image_size=32, intermediate_size=16,
+                                                     patch_size=4))
+    # first+last frame models embed the tokens of two images (65 each here), so they always need both
+    extra = {"pos_embed_seq_len": 2 * 65} if first_and_last else {}
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                        in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                        rope_max_seq_len=32, image_dim=4, **extra)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    WanImageToVideoPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+                            text_encoder=encoder, tokenizer=tok, image_encoder=image_encoder,
+                            image_processor=CLIPImageProcessor(crop_size=32, size=32)).save_pretrained(out)
+
+
+def build_wan_i2v(out: Path) -> None:
+    _build_wan(out, first_and_last=False)
+
+
+def build_wan_flf2v(out: Path) -> None:
+    _build_wan(out, first_and_last=True)
+
+
 def build_ltx_i2v(out: Path) -> None:
     from diffusers import (
         AutoencoderKLLTXVideo,
@@ -282,6 +319,8 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "sdxl": build_sdxl,
     "instruct-pix2pix": build_instruct_pix2pix,
     "svd": build_svd,
+    "wan-i2v": build_wan_i2v,
+    "wan-flf2v": build_wan_flf2v,
     "qwen2-vl": build_qwen2_vl,
     "llava-onevision": build_llava_onevision,
 }
