@@ -28,7 +28,7 @@ def ask(stage: str, path: Path) -> tuple[str, str | None]:
     return {"a": "accept", "r": "regenerate"}[choice], None
 
 
-def _run(config: Path, set_: list[str], out: Path, make: Callable) -> None:
+def _run(config: Path, set_: list[str], out: Path, make: Callable, interactive: bool = False) -> None:
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError, load_config, parse_overrides
     from mora.procedures.inputs import InputError
@@ -36,8 +36,11 @@ def _run(config: Path, set_: list[str], out: Path, make: Callable) -> None:
 
     try:
         tools = Toolbox(load_config(config, parse_overrides(set_)))
-        with console.status("making the video (models load once, then each stage runs)"):
+        if interactive:  # no spinner over the questions
             made = make(tools)
+        else:
+            with console.status("making the video (models load once, then each stage runs)"):
+                made = make(tools)
         video, sidecar = write_made(made, out)
     except (ConfigError, InputError, ModelLoadError) as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
@@ -59,7 +62,8 @@ def t2v(prompt: str = typer.Option(..., help="what the video shows"), out: Path 
     """Text to video: enhanced prompt, first frame, animation, chained segments."""
     from mora.procedures.single import text_to_video
 
-    _run(config, set_, out, lambda t: text_to_video(t, prompt, seed, duration, chaining, _approver(interactive)))
+    _run(config, set_, out, lambda t: text_to_video(t, prompt, seed, duration, chaining, _approver(interactive)),
+         interactive)
 
 
 @make_app.command("i2v")
@@ -69,7 +73,7 @@ def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer
     """Image to video."""
     from mora.procedures.single import image_to_video
 
-    _run(config, set_, out, lambda t: image_to_video(t, image, prompt, seed, _approver(interactive)))
+    _run(config, set_, out, lambda t: image_to_video(t, image, prompt, seed, _approver(interactive)), interactive)
 
 
 @make_app.command("extend")
@@ -91,7 +95,8 @@ def edit_cmd(video: Path = typer.Option(..., help="video to edit"),
     """Video-to-video editing: the first frame edited by instruction, then animated again."""
     from mora.procedures.single import edit_video
 
-    _run(config, set_, out, lambda t: edit_video(t, video, instruction, seed, prompt, _approver(interactive)))
+    _run(config, set_, out, lambda t: edit_video(t, video, instruction, seed, prompt, _approver(interactive)),
+         interactive)
 
 
 @make_app.command("connect")
@@ -113,4 +118,4 @@ def digital_world_cmd(out: Path = typer.Option(..., help="mp4"), prompt: str | N
     from mora.procedures.single import digital_world
 
     _run(config, set_, out, lambda t: digital_world(t, seed, prompt=prompt, image=image,
-                                                    approver=_approver(interactive)))
+                                                    approver=_approver(interactive)), interactive)

@@ -216,8 +216,9 @@ def test_a_procedure_runs_as_a_prefect_flow(tiny_models, clips, tmp_path):
 
 
 def test_wan_image_to_video_and_first_last_frame_connect(tiny_models, clips, tmp_path):
-    wan = Toolbox(_preset("tiny", tiny_models, tmp_path, **{"generation.image_to_video.id": str(tiny_models / "wan-i2v"),
-                                                            "generation.connect.id": str(tiny_models / "wan-flf2v")}))
+    overrides = {"generation.image_to_video.id": str(tiny_models / "wan-i2v"),
+                 "generation.connect.id": str(tiny_models / "wan-flf2v")}
+    wan = Toolbox(_preset("tiny", tiny_models, tmp_path, **overrides))
     made = image_to_video(wan, clips / "still.png", "waves", seed=1)
     assert made.frames.shape == (17, 64, 64, 3)
     assert type(wan.image_to_video.pipe).__name__ == "WanImageToVideoPipeline"
@@ -230,3 +231,84 @@ def test_wan_image_to_video_and_first_last_frame_connect(tiny_models, clips, tmp
                           decode((clips / "a.mp4").read_bytes())[0])
     with pytest.raises(ConfigError, match="generation.connect.*cannot condition on a clip.*last-frame"):
         extend(wan, clips / "a.mp4", "", 0, chaining="clip")
+
+
+def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(tiny_models, clips, tmp_path):
+    """A real Prefect server; the flow runs in another process, the answers come through the API."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models)))
+    script = ("from mora.flows.make import make_image_to_video; "
+              f"make_image_to_video({str(clips / 'still.png')!r}, 'waves', {str(tmp_path / 'i.mp4')!r}, seed=4, "
+              f"config_path={str(config)!r}, interactive=True)")
+    runner = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "prefect server did not start"
+            time.sleep(0.3)
+        runner = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        for answer in ({"action": "regenerate"}, {"action": "accept"}):
+            deadline = time.monotonic() + 120
+            while True:
+                paused = httpx.post(f"{api}/flow_runs/filter", json={
+                    "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}).json()
+                if paused:
+                    break
+                assert runner.poll() is None, runner.stdout.read()[-3000:]
+                assert time.monotonic() < deadline, "the flow never paused"
+                time.sleep(0.3)
+            reply = httpx.post(f"{api}/flow_runs/{paused[0]['id']}/resume", json={"run_input": answer})
+            assert reply.status_code < 300, reply.text
+            time.sleep(0.5)
+        assert runner.wait(timeout=120) == 0, runner.stdout.read()[-3000:]
+    finally:
+        if runner and runner.poll() is None:
+            runner.kill()
+        server.terminate()
+        server.wait(timeout=30)
+    record = json.loads((tmp_path / "i.json").read_text())
+    assert [(s["stage"], s["action"]) for s in record["stages"]] == [("video", "regenerate"), ("video", "accept")]
+    assert record["seeds"] == {"video": 5}
+
+
+def test_interactive_flows_without_a_server_say_how_to_get_one(monkeypatch):
+    from mora.flows.make import paused_for_people
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert paused_for_people(False) is None
+    with pytest.raises(ConfigError, match="prefect server start.*PREFECT_API_URL"):
+        paused_for_people(True)
+
+
+def test_the_cli_asks_the_person_at_the_terminal(tiny_models, clips, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models)))
+    out = subprocess.run([sys.executable, "-m", "mora.cli", "make", "edit", "--video", str(clips / "a.mp4"),
+                          "--instruction", "make it snow", "--out", str(tmp_path / "e.mp4"), "--interactive",
+                          "--config", str(config)], input="e\nbrighter sky\na\nr\na\n", capture_output=True,
+                         text=True, cwd=REPO, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    stages = json.loads((tmp_path / "e.json").read_text())["stages"]
+    assert [(s["stage"], s["action"], s["instruction"]) for s in stages] == [
+        ("edited-frame", "adjust", "brighter sky"), ("edited-frame", "accept", None),
+        ("video", "regenerate", None), ("video", "accept", None)]
