@@ -20,6 +20,8 @@ from mora.judges.parsing import Unparseable, borda, parse_ranking
 from mora.judges.processors import has_torchvision, load_processor
 from mora.media import pick_frames
 
+FAMILIES = {"qwen2-vl": {"qwen2_vl", "qwen2_5_vl"}, "llava-onevision": {"llava_onevision"}}
+
 
 def wants_native_video(config: JudgeConfig, field: str) -> bool:
     if config.video_input == "frames":
@@ -54,6 +56,12 @@ class TransformersJudge(Judge):
             return model.to(runtime.device).eval(), load_processor(config.model.id, config.model.revision)
 
         model, processor = cached("judge", config.model, runtime, load)
+        kind = model.config.model_type
+        if kind not in FAMILIES[config.family]:
+            fits = next((name for name, kinds in FAMILIES.items() if kind in kinds), None)
+            raise ConfigError(f"config field '{field}.family': '{config.model.id}' is a {kind} model, not "
+                              f"{config.family}" + (f"; set family: {fits}" if fits else "; point it at a Qwen2-VL "
+                                                    "or LLaVA-OneVision model"))
         return cls(config, model, processor, native_video=native)
 
     def _inputs(self, candidates: CandidateSet, order: list[int]):
