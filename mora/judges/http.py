@@ -10,6 +10,7 @@ field to change, instead of sending every set to review.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 import math
@@ -89,8 +90,9 @@ class OpenAIJudge(Judge):
             _probe(client, config, field)
             return client
 
+        key_id = hashlib.sha256(key.encode()).hexdigest()[:12] if key else None  # the key itself stays out
         client = once(("judge-server", s.base_url, s.served_model or config.model.id, config.method,
-                       s.constrained, s.top_logprobs, key), probe)
+                       s.constrained, s.top_logprobs, key_id), probe)
         return cls(config, client)
 
     def body(self, messages: list[dict], n: int) -> dict:
