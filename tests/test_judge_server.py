@@ -6,7 +6,6 @@ vLLM (the production server) has no CPU build; `transformers serve` speaks the s
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,20 +17,14 @@ import pytest
 from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, RuntimeConfig
 from mora.judges import load_judge
 from mora.judges.http import OpenAIJudge, label_scores, valid_rankings
-from tests.conftest import RANKING_ANSWER
+from tests.conftest import RANKING_ANSWER, free_port
 from tests.test_judges import _candidates
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def judge_server(taught_judges, tmp_path_factory):
     """A real OpenAI-compatible server on loopback serving the taught Qwen2-VL judge."""
-    port, log = _free_port(), tmp_path_factory.mktemp("server") / "serve.log"
+    port, log = free_port(), tmp_path_factory.mktemp("server") / "serve.log"
     model = str(taught_judges["qwen2-vl"])
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with open(log, "w") as out:
@@ -90,14 +83,14 @@ def test_a_model_the_server_does_not_serve_is_named(judge_server):
 
 
 def test_nothing_listening_is_a_one_line_error_naming_the_url():
-    server = {"base_url": f"http://127.0.0.1:{_free_port()}/v1", "model": "m"}
+    server = {"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "m"}
     with pytest.raises(ConfigError, match=r"judges.server.base_url.*nothing answers.*vllm serve"):
         load_judge(_config(server, method="free-text"), RuntimeConfig())
 
 
 def test_a_server_that_goes_away_mid_round_gives_abstentions_not_crashes(judge_server):
     cfg = _config(judge_server, method="free-text", retries=1)
-    gone = httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}/v1/", timeout=2)
+    gone = httpx.Client(base_url=f"http://127.0.0.1:{free_port()}/v1/", timeout=2)
     r = OpenAIJudge(cfg, gone).rank(_candidates(), seed=0)
     assert r.abstained and "did not answer after 2 tries" in r.reason
 

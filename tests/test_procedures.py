@@ -235,14 +235,13 @@ def test_wan_image_to_video_and_first_last_frame_connect(tiny_models, clips, tmp
 
 def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(tiny_models, clips, tmp_path):
     """A real Prefect server; the flow runs in another process, the answers come through the API."""
-    import socket
     import time
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.conftest import free_port
+
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}

@@ -5,7 +5,6 @@ The server runs from its own virtualenv (`make review-env`); a migrated data fol
 """
 
 import shutil
-import socket
 from pathlib import Path
 
 import httpx
@@ -20,16 +19,12 @@ from mora.review.labeling import media_url
 from mora.review.pending import pending_counts, records, update_record
 from mora.review.push import client_for, push, tasks_by_set
 from mora.review.server import ReviewServerError
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".mora" / "cache" / "label-studio"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def review(tmp_path_factory, tiny_models):
     """A shard root with one finished tiny round (every set needs review) and a Label Studio for it."""
     if not (TEMPLATE / "credentials.json").exists():
         cold = tmp_path_factory.mktemp("ls-cold") / "data"
-        server.up(cold, port=_free_port())
+        server.up(cold, port=free_port())
         server.down(cold)
         shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     work = tmp_path_factory.mktemp("review")
@@ -49,7 +44,7 @@ def review(tmp_path_factory, tiny_models):
     cfg = load_config(config, overrides)
     root = cfg.shards.root
     shutil.copytree(TEMPLATE, server.server_dir(root))
-    port = _free_port()
+    port = free_port()
     conn = server.up(root, port=port)
     yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port}
     server.down(root)
