@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mora.agents.loading import load_diffusion_pipeline, once
+from mora.agents.loading import load_pipeline_as
 from mora.agents.text_to_image import generators
 from mora.config import ConfigError, ModelRef, RuntimeConfig
 from mora.media import to_uint8
@@ -26,16 +26,14 @@ class ConnectAgent:
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ConnectAgent:
-        def load():
+        def conditioned(pipe):
             from diffusers import LTXConditionPipeline
 
-            pipe = load_diffusion_pipeline(ref, runtime)
-            if type(pipe).__name__ not in FIRST_LAST and not isinstance(pipe, LTXConditionPipeline):
-                pipe = LTXConditionPipeline.from_pipe(pipe)  # same weights, no second load
-                pipe.set_progress_bar_config(disable=True)
-            return pipe
+            if type(pipe).__name__ in FIRST_LAST or isinstance(pipe, LTXConditionPipeline):
+                return pipe
+            return LTXConditionPipeline.from_pipe(pipe)
 
-        return cls(once(("connect", ref.id, ref.revision, runtime.device, runtime.dtype), load), ref)
+        return cls(load_pipeline_as("connect", ref, runtime, conditioned), ref)
 
     def _run(self, conditions: list, prompt: str, seed: int, num_frames: int, height: int, width: int,
              steps: int, guidance: float, fps: float) -> np.ndarray:

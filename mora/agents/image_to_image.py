@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from mora.agents.loading import load_diffusion_pipeline, once
+from mora.agents.loading import load_pipeline_as
 from mora.agents.text_to_image import generators
 from mora.config import ModelRef, RuntimeConfig
 
@@ -21,17 +21,14 @@ class ImageToImageAgent:
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ImageToImageAgent:
-        def load():
-            pipe = load_diffusion_pipeline(ref, runtime)
+        def img2img(pipe):
             if type(pipe).__name__ in INSTRUCTION_FAMILIES or "Img2Img" in type(pipe).__name__:
                 return pipe
             from diffusers import AutoPipelineForImage2Image
 
-            pipe = AutoPipelineForImage2Image.from_pipe(pipe)  # same weights, no second load
-            pipe.set_progress_bar_config(disable=True)
-            return pipe
+            return AutoPipelineForImage2Image.from_pipe(pipe)
 
-        return cls(once(("image-to-image", ref.id, ref.revision, runtime.device, runtime.dtype), load), ref)
+        return cls(load_pipeline_as("image-to-image", ref, runtime, img2img), ref)
 
     def edit(self, images: list[Image.Image], instruction: str, seeds: list[int], steps: int, guidance: float,
              strength: float) -> list[Image.Image]:

@@ -75,3 +75,14 @@ def load_diffusion_pipeline(ref: ModelRef, runtime: RuntimeConfig):
         return pipe
 
     return cached("diffusion", ref, runtime, load)
+
+
+def load_pipeline_as(kind: str, ref: ModelRef, runtime: RuntimeConfig, convert: Callable[[Any], Any]):
+    """The cached pipeline in another form (diffusers' ``from_pipe`` shares its weights), cached too."""
+
+    def load():
+        pipe = convert(load_diffusion_pipeline(ref, runtime))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    return once((kind, ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload), load)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -41,19 +42,25 @@ def read_shard(path: Path) -> list[dict]:
     return pq.read_table(path, schema=SCHEMA).to_pylist()
 
 
-def rewrite_sets(path: Path, replacement: dict[str, list[dict]]) -> Path:
-    """The shard with the rows of some sets replaced (a human decision), written atomically."""
+def rewrite_sets(path: Path, replace: dict[str, Callable[[list[dict]], list[dict]]]) -> bool:
+    """The shard with some sets' rows replaced by ``replace[set_id](rows)`` (a human decision), read once
+    and written atomically; False, and nothing written, when the shard holds none of those sets."""
     rows = read_shard(path)
-    done: set[str] = set()
+    by_set: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["set_id"] in replace:
+            by_set.setdefault(row["set_id"], []).append(row)
+    if not by_set:
+        return False
     out = []
     for row in rows:
-        if row["set_id"] in replacement:
-            if row["set_id"] not in done:
-                out.extend(replacement[row["set_id"]])
-                done.add(row["set_id"])
-        else:
+        set_id = row["set_id"]
+        if set_id not in by_set:
             out.append(row)
-    return write_parquet(to_table(out), path)
+        elif row is by_set[set_id][0]:
+            out.extend(replace[set_id](by_set[set_id]))
+    write_parquet(to_table(out), path)
+    return True
 
 
 def open_dataset(root: Path, dataset: str) -> ds.Dataset:

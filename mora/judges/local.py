@@ -114,6 +114,12 @@ class TransformersJudge(Judge):
             batch["batch_num_images"] = torch.full((k,), len(chunks), dtype=inputs["batch_num_images"].dtype)
         return batch
 
+    def _label_scores(self, inputs, n: int) -> list[OrderAnswer]:
+        """One answer per row of ``inputs``: the softmax over the candidate letters at the answer position."""
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        probs = torch.softmax(logits[:, torch.tensor(self.label_ids[:n])], dim=-1).cpu().numpy()
+        return [OrderAnswer(scores=p.astype(np.float64)) for p in probs]
+
     @torch.inference_mode()
     def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
         if self.config.method != "label-scores":
@@ -122,22 +128,15 @@ class TransformersJudge(Judge):
         if any(i is None for i in self.label_ids[:n]):
             raise Abstain("candidate labels are not single tokens for this tokenizer")
         batch = self._all_orders(candidates, orders)
-        if batch is None:
-            return super().ask_all(candidates, orders)
-        logits = self.model(**batch, logits_to_keep=1).logits[:, -1].float()
-        probs = torch.softmax(logits[:, torch.tensor(self.label_ids[:n])], dim=-1).cpu().numpy()
-        return [OrderAnswer(scores=p.astype(np.float64)) for p in probs]
+        if batch is None:  # one order at a time
+            return [self._label_scores(self._inputs(candidates, order), n)[0] for order in orders]
+        return self._label_scores(batch, n)
 
     @torch.inference_mode()
     def ask(self, candidates: CandidateSet, order: list[int]) -> OrderAnswer:
+        """Free text: a greedy answer read by the strict parser (label scores go through ``ask_all``)."""
         n = len(order)
         inputs = self._inputs(candidates, order)
-        if self.config.method == "label-scores":
-            if any(i is None for i in self.label_ids[:n]):
-                raise Abstain("candidate labels are not single tokens for this tokenizer")
-            logits = self.model(**inputs, logits_to_keep=1).logits[0, -1].float()
-            probs = torch.softmax(logits[torch.tensor(self.label_ids[:n])], dim=-1).cpu().numpy()
-            return OrderAnswer(scores=probs.astype(np.float64))
         out = self.model.generate(**inputs, max_new_tokens=self.config.max_new_tokens, do_sample=False)
         answer = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         try:

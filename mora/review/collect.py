@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
-from mora.datasets.shards import read_shard, rewrite_sets
+from mora.datasets.shards import rewrite_sets
 from mora.judges.verdict import ACCEPTED, DISCARDED
 from mora.review.labeling import CHOICE, REASON, REJECT_ALL
 from mora.review.pending import close_record, records
@@ -90,14 +91,12 @@ def collect(conn: Connection, root: Path, dataset: str) -> CollectResult:
             result.waiting.append(record["set_id"])
         else:
             decided[record["set_id"]] = (record, verdict)
-    by_shard: dict[str, dict[str, list[dict]]] = {}
+    by_shard: dict[str, dict] = {}
     for set_id, (record, verdict) in decided.items():
         for shard in record["shards"]:
-            rows = [r for r in read_shard(Path(shard)) if r["set_id"] == set_id]
-            if rows:
-                by_shard.setdefault(shard, {})[set_id] = decided_rows(rows, verdict, record["task_id"])
-    for shard, replacement in by_shard.items():
-        rewrite_sets(Path(shard), replacement)
+            by_shard.setdefault(shard, {})[set_id] = partial(decided_rows, verdict=verdict, task_id=record["task_id"])
+    for shard, replace in by_shard.items():
+        rewrite_sets(Path(shard), replace)
     for set_id, (record, verdict) in decided.items():
         outcome = DISCARDED if verdict.choice == REJECT_ALL else ACCEPTED
         close_record(root, dataset, record | {"status": outcome, "choice": verdict.choice,
