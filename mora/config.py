@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +69,9 @@ class GenerationConfig(_Strict):
     video_guidance: float = Field(3.0, ge=0)
     edit_strength: float = Field(0.6, gt=0, le=1, description="img2img: how far an edit may move from the image")
     context_frames: int = Field(5, ge=1, le=64, description="last frames that condition the next segment")
+    checkpoint: str | None = Field(
+        None, description="a self-modulated fine-tuning checkpoint folder (mora train); the agents load their "
+                          "base models, then its weights and modulation embeddings")
 
     @field_validator("height", "width")
     @classmethod
@@ -130,6 +134,56 @@ class ShardConfig(_Strict):
     max_rows_per_shard: int = Field(256, ge=4)
 
 
+class ModulationConfig(_Strict):
+    enabled: bool = Field(True, description="false: the no-modulation ablation (plain prompt embeddings, "
+                                            "fixed equal loss shares)")
+    init: Literal["token", "random"] = Field(
+        "token", description="token: the text encoder's embedding of a special token; random: the ablation")
+    token: str = Field("<mora-{agent}>", min_length=1, description="special token text; {agent} is the role")
+    tokens: int = Field(1, ge=1, le=64, description="embedding length appended to the prompt embedding")
+
+
+class LoraSettings(_Strict):
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; default the rank (scale 1)")
+    target_modules: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1)
+
+
+class TrainingConfig(_Strict):
+    """Self-modulated fine-tuning; defaults are the paper's settings."""
+
+    mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")
+    lora: LoraSettings = LoraSettings()
+    modulation: ModulationConfig = ModulationConfig()
+    learning_rate: float = Field(1e-5, gt=0, le=1)
+    weight_decay: float = Field(1e-2, ge=0)
+    batch_size: int = Field(4, ge=1, le=1024)
+    gradient_accumulation: int = Field(1, ge=1, le=1024)
+    max_steps: int = Field(12, ge=1, le=1_000_000, description="optimizer steps per iteration")
+    checkpoint_every: int = Field(4, ge=1)
+    gradient_checkpointing: bool = True
+    mixed_precision: Literal["auto", "bf16", "no"] = Field(
+        "auto", description="auto: bf16 where the device supports it (CUDA with bf16), float32 elsewhere")
+    snr_gamma: float | None = Field(5.0, gt=0, description="min-SNR loss weighting; null switches it off")
+    ema_decay: float | None = Field(0.999, gt=0, lt=1, description="EMA of the trained weights from step 0; "
+                                                                    "null switches it off")
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    choose: Literal["selected", "accepted"] = Field(
+        "selected", description="selected: each accepted set's winner (the paper); accepted: all its candidates")
+    num_frames: int | None = Field(None, ge=2, description="frames per training clip; default generation.num_frames")
+    seed: int = Field(0, ge=0)
+    output: Path | None = Field(None, description="checkpoint root; default SHARDS_ROOT/_checkpoints/DATASET")
+
+
+class SelfTrainConfig(_Strict):
+    iterations: int = Field(2, ge=1, le=1000, description="rounds of generate, curate, fine-tune (the paper: 6)")
+    review: Literal["wait", "skip", "off"] = Field(
+        "skip", description="wait: for reviewers before fine-tuning; skip: fine-tune on what is decided now; "
+                            "off: the no-human-review ablation (disagreements are dropped, never reviewed)")
+    review_timeout_s: float = Field(3600.0, gt=0)
+    review_poll_s: float = Field(30.0, gt=0)
+
+
 class RoundConfig(_Strict):
     iteration: int = Field(1, ge=1)
     seed: int = Field(0, ge=0)
@@ -139,6 +193,8 @@ class RoundConfig(_Strict):
     gates: GateConfig = GateConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    training: TrainingConfig = TrainingConfig()
+    self_train: SelfTrainConfig = SelfTrainConfig()
 
     @model_validator(mode="after")
     def _distinct_judges(self) -> RoundConfig:
@@ -147,8 +203,15 @@ class RoundConfig(_Strict):
         return self
 
     def fingerprint(self) -> str:
-        """Identifies what a round makes: the same config resumes the same round."""
-        return hashlib.sha256(self.model_dump_json(exclude={"shards": {"root"}}).encode()).hexdigest()[:10]
+        """Identifies what a round makes: the same config resumes the same round.
+
+        Training settings make no candidates, so they are left out; so is an unset checkpoint, which
+        keeps the ids of rounds made before checkpoints existed.
+        """
+        data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True})
+        if data["generation"]["checkpoint"] is None:
+            del data["generation"]["checkpoint"]
+        return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]
 
     @property
     def round_id(self) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
-from mora.agents.loading import load_diffusion_pipeline
+from mora.agents.loading import load_tuned_pipeline
+from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ModelRef, RuntimeConfig
 from mora.media import to_uint8
@@ -19,13 +21,16 @@ ONE_IMAGE = {"WanImageToVideoPipeline"}
 class ImageToVideoAgent:
     """Any diffusers image-to-video pipeline (LTX-Video, Wan, Stable Video Diffusion)."""
 
-    def __init__(self, pipe, ref: ModelRef):
-        self.pipe, self.ref = pipe, ref
+    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None):
+        self.pipe, self.ref, self.modulation = pipe, ref, modulation
         self.family = type(pipe).__name__
 
     @classmethod
-    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ImageToVideoAgent:
-        return cls(load_diffusion_pipeline(ref, runtime), ref)
+    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None = None
+                        ) -> ImageToVideoAgent:
+        """``checkpoint``: a self-modulated fine-tuning checkpoint to apply over the base model."""
+        pipe, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "image_to_video")
+        return cls(pipe, ref, modulation)
 
     def animate(self, images: list[Image.Image], prompt: str, seeds: list[int], num_frames: int, height: int,
                 width: int, steps: int, guidance: float, fps: float) -> np.ndarray:
@@ -39,6 +44,10 @@ class ImageToVideoAgent:
             kwargs.update(prompt=[prompt] * len(images), guidance_scale=guidance)
         if self.family.startswith("LTX"):
             kwargs["frame_rate"] = fps
+        if self.modulation is not None:  # the prompt embedding with the agent's modulation tokens after it
+            with torch.no_grad():
+                kwargs |= ltx_conditioning(self.pipe, [prompt] * len(images), self.modulation, guidance > 1)
+            del kwargs["prompt"]
         if self.family in ONE_IMAGE:  # one call per candidate, each with its own generator
             clips = [np.asarray(self.pipe(**kwargs | {"image": img, "prompt": prompt, "generator": gen}).frames)[0]
                      for img, gen in zip(images, kwargs["generator"], strict=True)]

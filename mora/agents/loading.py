@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,8 +38,8 @@ def once(key: tuple, load: Callable[[], Any]) -> Any:
         return _cache[key]
 
 
-def cached(kind: str, ref: ModelRef, runtime: RuntimeConfig, load: Callable[[], Any]) -> Any:
-    """Load once per (kind, model, revision, device, dtype) in this process."""
+def cached(kind: str, ref: ModelRef, runtime: RuntimeConfig, load: Callable[[], Any], extra: tuple = ()) -> Any:
+    """Load once per (kind, model, revision, device, dtype, extra) in this process."""
 
     def guarded():
         if runtime.threads:
@@ -53,28 +54,66 @@ def cached(kind: str, ref: ModelRef, runtime: RuntimeConfig, load: Callable[[], 
                 "(tiny ones: mora models make-tiny .mora/models/tiny)"
             ) from None
 
-    return once((kind, ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload), guarded)
+    return once((kind, ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload, *extra), guarded)
 
 
 def loaded_count() -> int:
     return len(_cache)
 
 
+def release(kinds: set[str]) -> int:
+    """Drop this process's cached models of these kinds (before loading newer weights in their place)."""
+    import gc
+
+    with _lock:
+        gone = [key for key in _cache if key[0] in kinds]
+        for key in gone:
+            del _cache[key]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return len(gone)
+
+
+def fresh_pipeline(ref: ModelRef, runtime: RuntimeConfig, dtype: torch.dtype | None = None):
+    """A diffusers pipeline of its own (not the cached one); its class comes from model_index.json."""
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, dtype=dtype or torch_dtype(runtime))
+
+
+def place(pipe, runtime: RuntimeConfig):
+    if runtime.cpu_offload:
+        pipe.enable_model_cpu_offload(device=runtime.device)
+    else:
+        pipe.to(runtime.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def load_diffusion_pipeline(ref: ModelRef, runtime: RuntimeConfig):
-    """Any diffusers pipeline; its class comes from the folder's model_index.json."""
+    """Any diffusers pipeline, loaded once per process."""
+    return cached("diffusion", ref, runtime, lambda: place(fresh_pipeline(ref, runtime), runtime))
+
+
+def load_tuned_pipeline(ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None, role: str):
+    """``(pipeline, modulation)``: the base model with a fine-tuning checkpoint's weights merged, once."""
+    if checkpoint is None:
+        return load_diffusion_pipeline(ref, runtime), None
+    from mora.training.checkpoint import apply_weights, check_base, load_modulation, read_lineage
+
+    lineage = read_lineage(checkpoint)
+    check_base(lineage, role, ref, checkpoint)
 
     def load():
-        from diffusers import DiffusionPipeline
+        pipe = fresh_pipeline(ref, runtime)
+        apply_weights(pipe, checkpoint, role, lineage)
+        modulation = load_modulation(checkpoint, role)
+        if modulation is not None:
+            modulation.to(runtime.device)
+        return place(pipe, runtime), modulation
 
-        pipe = DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
-        if runtime.cpu_offload:
-            pipe.enable_model_cpu_offload(device=runtime.device)
-        else:
-            pipe.to(runtime.device)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-
-    return cached("diffusion", ref, runtime, load)
+    return cached("tuned", ref, runtime, load, extra=(role, str(Path(checkpoint).resolve()), lineage["checkpoint_id"]))
 
 
 def load_pipeline_as(kind: str, ref: ModelRef, runtime: RuntimeConfig, convert: Callable[[Any], Any]):

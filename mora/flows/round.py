@@ -39,5 +39,6 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
         judge_candidates(config, state, planned, candidates, videos, started_at)
     rows = quote(state.load_rows(prompts))  # quoted: Prefect need not walk every row's fields
     shards = write_iteration_shards(config, rows)
-    pending = send_to_review(config, rows, shards)
+    # the no-human-review ablation: disagreements stay undecided and are never trained on
+    pending = send_to_review(config, rows, shards) if config.self_train.review != "off" else 0
     return report(config, state, rows, shards, pending, time.perf_counter() - start)

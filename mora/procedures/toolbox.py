@@ -50,20 +50,23 @@ class Toolbox:
         self.models[role] = ref
         return ref
 
-    def _agent(self, role: str, cls_path: str, ref: ModelRef | None):
+    def _agent(self, role: str, cls_path: str, ref: ModelRef | None, **tuned):
         ref = self._ref(role, ref)
         if role not in self._agents:
             module, name = cls_path.rsplit(".", 1)
-            self._agents[role] = getattr(importlib.import_module(module), name).from_pretrained(ref, self.runtime)
+            cls = getattr(importlib.import_module(module), name)
+            self._agents[role] = cls.from_pretrained(ref, self.runtime, **tuned)
         return self._agents[role]
 
     @property
     def text_to_image(self):
-        return self._agent("text_to_image", "mora.agents.text_to_image.TextToImageAgent", self.gen.text_to_image)
+        return self._agent("text_to_image", "mora.agents.text_to_image.TextToImageAgent", self.gen.text_to_image,
+                           checkpoint=self.gen.checkpoint)
 
     @property
     def image_to_video(self):
-        return self._agent("image_to_video", "mora.agents.image_to_video.ImageToVideoAgent", self.gen.image_to_video)
+        return self._agent("image_to_video", "mora.agents.image_to_video.ImageToVideoAgent", self.gen.image_to_video,
+                           checkpoint=self.gen.checkpoint)
 
     @property
     def image_to_image(self):
@@ -110,6 +113,7 @@ class Toolbox:
         g = self.gen
         return {"procedure": procedure, "created_at": datetime.now(UTC).isoformat(),
                 "models": {role: {"id": ref.id, "revision": ref.revision} for role, ref in self.models.items()},
+                "checkpoint": g.checkpoint if {"text_to_image", "image_to_video"} & set(self.models) else None,
                 "size": {"height": g.height, "width": g.width, "num_frames_per_segment": g.num_frames, "fps": g.fps},
                 "steps": {"image": g.image_steps, "video": g.video_steps},
                 "guidance": {"image": g.image_guidance, "video": g.video_guidance}, "edit_strength": g.edit_strength,

@@ -22,6 +22,7 @@ from mora.media import decode, encode_mp4
 from mora.procedures.text_to_video import PROCEDURE, Candidate, text_to_video
 from mora.prompts.synthesizer import synthesize_prompts
 from mora.round.state import PlannedPrompt
+from mora.training.checkpoint import read_lineage
 
 
 def derive_seed(base: int, *parts) -> int:
@@ -41,12 +42,12 @@ class RoundAgents:
 
     @classmethod
     def load(cls, config: RoundConfig) -> RoundAgents:
-        rt, p = config.runtime, config.prompts
+        rt, p, gen = config.runtime, config.prompts, config.generation
         prompt = (PromptAgent.from_pretrained(p.model, rt, max_new_tokens=p.max_new_tokens,
                                               temperature=p.temperature) if p.model else None)
         return cls(prompt=prompt,
-                   text_to_image=TextToImageAgent.from_pretrained(config.generation.text_to_image, rt),
-                   image_to_video=ImageToVideoAgent.from_pretrained(config.generation.image_to_video, rt),
+                   text_to_image=TextToImageAgent.from_pretrained(gen.text_to_image, rt, gen.checkpoint),
+                   image_to_video=ImageToVideoAgent.from_pretrained(gen.image_to_video, rt, gen.checkpoint),
                    judges=[load_judge(j, rt, f"judges.{i}") for i, j in enumerate(config.judges)])
 
 
@@ -100,6 +101,9 @@ def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candi
     gen = config.generation
     models = [{"role": "text_to_image", "model_id": gen.text_to_image.id, "revision": gen.text_to_image.revision},
               {"role": "image_to_video", "model_id": gen.image_to_video.id, "revision": gen.image_to_video.revision}]
+    if gen.checkpoint:  # the fine-tuned weights over those base models, by checkpoint id
+        models.append({"role": "checkpoint", "model_id": gen.checkpoint,
+                       "revision": read_lineage(gen.checkpoint)["checkpoint_id"]})
     if config.prompts.model:
         models.append({"role": "prompt", "model_id": config.prompts.model.id,
                        "revision": config.prompts.model.revision})

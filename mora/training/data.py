@@ -49,19 +49,29 @@ class ShardVideoDataset(IterableDataset):
     """
 
     def __init__(self, root: Path, dataset: str, iterations: list[int] | None = None, choose: str = "selected",
-                 height: int = 64, width: int = 64, num_frames: int | None = None, batch_rows: int = 16):
+                 height: int = 64, width: int = 64, num_frames: int | None = None, batch_rows: int = 16,
+                 sources: tuple[str, ...] | None = None):
+        """``sources``: keep only sets decided by these (``judges``, ``human``); None keeps both."""
         if choose not in CHOICES:
             raise ShardError(f"choose '{choose}' is unknown; use one of {', '.join(CHOICES)}")
         self.files = shard_files(root, dataset, iterations)
         self.choose, self.height, self.width, self.num_frames = choose, height, width, num_frames
-        self.batch_rows = batch_rows
+        self.batch_rows, self.sources = batch_rows, sources
 
     def _filter(self):
+        chosen = None
         if self.choose == "selected":
-            return ds.field("selected") == True  # noqa: E712 - a pyarrow expression, not a comparison
-        if self.choose == "accepted":
-            return ds.field("decision") == "accepted"
-        return None
+            chosen = ds.field("selected") == True  # noqa: E712 - a pyarrow expression, not a comparison
+        elif self.choose == "accepted":
+            chosen = ds.field("decision") == "accepted"
+        if self.sources is not None:
+            by = ds.field("decision_source").isin(list(self.sources))
+            chosen = by if chosen is None else chosen & by
+        return chosen
+
+    def count(self) -> int:
+        """How many examples an epoch yields, counted without decoding a video."""
+        return sum(ds.dataset(path, format="parquet").count_rows(filter=self._filter()) for path in self.files)
 
     def _mine(self) -> list[Path]:
         info = get_worker_info()

@@ -1,0 +1,86 @@
+"""Thin Prefect tasks over fine-tuning, waiting for reviewers and the per-iteration trends."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from mora.agents.loading import release
+from mora.config import RoundConfig
+from mora.review import collect as collecting
+from mora.review import push as pushing
+from mora.review.pending import pending_counts
+from mora.review.server import connect
+from mora.training import trends
+from mora.training.checkpoint import read_lineage
+from mora.training.trainer import SelfModulatedTrainer
+
+
+@task(name="wait-for-reviews", cache_policy=NO_CACHE)
+def wait_for_reviews(config: RoundConfig, url: str | None = None) -> int:
+    """Push and collect until reviewers have decided every set of the iteration, or the timeout."""
+    log, st, root = get_run_logger(), config.self_train, Path(config.shards.root)
+    key = (config.shards.dataset, config.iteration)
+    deadline = time.monotonic() + st.review_timeout_s
+    while True:
+        conn = connect(root, url=url)
+        pushing.push(conn, root, config.shards.dataset)
+        collecting.collect(conn, root, config.shards.dataset)
+        waiting = pending_counts(root).get(key, 0)
+        if waiting == 0 or time.monotonic() >= deadline:
+            log.info("iteration %d: %d sets still await review%s", config.iteration, waiting,
+                     " (timed out; fine-tuning on what is decided)" if waiting else "")
+            return waiting
+        log.info("iteration %d: %d sets await review; next look in %.0f s", config.iteration, waiting,
+                 st.review_poll_s)
+        time.sleep(min(st.review_poll_s, max(0.0, deadline - time.monotonic())))
+
+
+@task(name="fine-tune", cache_policy=NO_CACHE)
+def fine_tune(config: RoundConfig) -> dict:
+    """Self-modulated fine-tuning on the iteration's shards; the round's models are released first."""
+    log = get_run_logger()
+    release({"diffusion", "tuned"})
+    trainer = SelfModulatedTrainer(config, review=config.self_train.review != "off")
+
+    def on_step(record: dict, total: int) -> None:
+        factors = ", ".join(f"{role} {f:.5f}" for role, f in record["factors"].items())
+        log.info("step %d/%d: loss %.4f (t2i %.4f, i2v %.4f) %s%.2fs", record["step"], total, record["loss"],
+                 record["text_to_image"], record["image_to_video"], f"factors {factors}; " if factors else "",
+                 record["seconds"])
+
+    try:
+        result = trainer.train(on_step)
+    finally:
+        trainer.close()
+    if result.skipped:
+        log.warning("%s", result.skipped)
+    else:
+        log.info("iteration %d: %d examples, checkpoint %s", config.iteration, result.examples, result.checkpoint)
+    return {"checkpoint": str(result.checkpoint) if result.checkpoint else None, "examples": result.examples,
+            "skipped": result.skipped, "resumed_at": result.resumed_at}
+
+
+@task(name="record-trends", cache_policy=NO_CACHE)
+def record_trends(config: RoundConfig, iteration: int, trained: dict, records: list[dict]) -> tuple[list[dict], str]:
+    """This iteration's figures appended; the PNG, the JSON and the Prefect artifacts rewritten."""
+    s = config.shards
+    lineage = read_lineage(trained["checkpoint"]) if trained["checkpoint"] and not trained["skipped"] else None
+    record = trends.data_metrics(s.root, s.dataset, iteration) | trends.training_metrics(lineage, trained["skipped"])
+    records = [r for r in records if r["iteration"] != iteration] + [record]
+    folder = Path(s.root) / "_reports" / s.dataset
+    figure = trends.plot_trends(records, folder / "self-train-trends.png", f"self-training: {s.dataset}")
+    trends.write_records(records, folder / "self-train-trends.json")
+    keys = ["iteration", "sets", "judge_agreement", "acceptance", "review_load", "selected", "gate_failure_rate",
+            "motion_mean", "sharpness_mean", "loss_first", "loss_last", "factor_text_to_image",
+            "factor_image_to_video", "checkpoint_id"]
+    create_table_artifact([{k: r.get(k) for k in keys} for r in records], key="self-train-trends",
+                          description=f"{s.dataset}: figures per iteration")
+    create_markdown_artifact(f"# Self-training trends: {s.dataset}\n\nFigure: `{figure}`\n\n"
+                             f"Figures per iteration: `{folder / 'self-train-trends.json'}`\n",
+                             key="self-train-figure", description=s.dataset)
+    return records, str(figure)

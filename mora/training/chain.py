@@ -1,0 +1,166 @@
+"""The agents as one differentiable chain: text-to-image, then image-to-video, trained end to end.
+
+Both agents are flow-matching transformers. For a selected video, the text-to-image agent denoises a
+noised latent of its first frame; its one-step estimate of that frame, decoded to pixels, is the
+image the image-to-video agent is conditioned on while it denoises the rest of the clip. The final
+loss therefore reaches the text-to-image agent through the image it hands on, as at generation.
+Each agent's loss share is its modulation factor over the mean factor, so the shares are learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.training_utils import compute_density_for_timestep_sampling
+from torch import nn
+
+from mora.agents.modulation import Modulation, ltx_conditioning, sd3_conditioning
+
+ROLES = ("text_to_image", "image_to_video")
+
+
+def snr_weights(sigmas: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Min-SNR-gamma for flow matching: the x0 error weighted by min(SNR, gamma), on the velocity loss.
+
+    With x_t = (1 - s) x0 + s noise, the x0 error is s times the velocity error and
+    SNR = ((1 - s) / s)^2, so the velocity loss is weighted by min((1 - s)^2, gamma s^2).
+    """
+    if gamma is None:
+        return torch.ones_like(sigmas)
+    return torch.minimum((1 - sigmas) ** 2, gamma * sigmas**2)
+
+
+def sample_sigmas(batch: int, shift: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Logit-normal noise levels (SD3's training density), shifted as the agent's scheduler shifts them."""
+    u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0,
+                                              generator=generator)
+    sigmas = shift * u / (1 + (shift - 1) * u)
+    return sigmas.clamp(1e-3, 1.0).to(device)
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device, like.dtype)
+
+
+def _per_example(err: torch.Tensor) -> torch.Tensor:
+    return err.float().flatten(1).mean(1)
+
+
+class TextToImageStage:
+    """An SD3-family agent: flow-matching loss on the first frame, and the frame it hands on."""
+
+    def __init__(self, pipe):
+        self.pipe, self.transformer, self.vae = pipe, pipe.transformer, pipe.vae
+
+    def encode(self, prompts: list[str]) -> dict:
+        with torch.no_grad():
+            return sd3_conditioning(self.pipe, prompts, None, guidance=False)
+
+    def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None, generator: torch.Generator,
+                 gamma: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example loss ``[B]`` and the estimated first frame ``[B, 3, H, W]`` in [-1, 1]."""
+        vae, cfg = self.vae, self.vae.config
+        with torch.no_grad():
+            dist = vae.encode(first.to(vae.dtype)).latent_dist
+            z = (dist.mean + dist.std * _noise(dist.mean, generator) - cfg.shift_factor) * cfg.scaling_factor
+        sigmas = sample_sigmas(z.shape[0], self.pipe.scheduler.config.get("shift", 1.0), generator, z.device)
+        s = sigmas.view(-1, 1, 1, 1).to(z.dtype)
+        noise = _noise(z, generator)
+        noisy = (1 - s) * z + s * noise
+        embeds = text["prompt_embeds"]
+        embeds = modulation.append(embeds) if modulation is not None else embeds
+        velocity = self.transformer(hidden_states=noisy, timestep=sigmas * 1000, encoder_hidden_states=embeds,
+                                    pooled_projections=text["pooled_prompt_embeds"], return_dict=False)[0]
+        loss = _per_example((velocity.float() - (noise - z).float()) ** 2) * snr_weights(sigmas, gamma)
+        estimate = noisy - s * velocity.to(noisy.dtype)
+        pixels = vae.decode(estimate / cfg.scaling_factor + cfg.shift_factor, return_dict=False)[0]
+        return loss, pixels.clamp(-1, 1)
+
+
+class ImageToVideoStage:
+    """An LTX-Video agent: flow-matching loss on the clip, conditioned on the frame it was handed."""
+
+    def __init__(self, pipe):
+        self.pipe, self.transformer, self.vae = pipe, pipe.transformer, pipe.vae
+
+    def encode(self, prompts: list[str]) -> dict:
+        with torch.no_grad():
+            return ltx_conditioning(self.pipe, prompts, None, guidance=False)
+
+    def _normalize(self, latents: torch.Tensor, scaling: float) -> torch.Tensor:
+        return self.pipe._normalize_latents(latents, self.vae.latents_mean, self.vae.latents_std, scaling)
+
+    def __call__(self, video: torch.Tensor, first: torch.Tensor, text: dict, modulation: Modulation | None,
+                 fps: float, generator: torch.Generator, gamma: float | None) -> torch.Tensor:
+        """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame."""
+        pipe, vae = self.pipe, self.vae
+        with torch.no_grad():
+            dist = vae.encode(video.permute(0, 2, 1, 3, 4).to(vae.dtype)).latent_dist
+            z = self._normalize(dist.mean + dist.std * _noise(dist.mean, generator), vae.config.scaling_factor)
+        # as the pipeline conditions: the image's latent mean, normalised without the scaling factor
+        cond = self._normalize(vae.encode(first.unsqueeze(2).to(vae.dtype)).latent_dist.mean, 1.0)
+        batch, _, frames, height, width = z.shape
+        sigmas = sample_sigmas(batch, pipe.scheduler.config.get("shift", 1.0), generator, z.device)
+        s = sigmas.view(-1, 1, 1, 1, 1).to(z.dtype)
+        noise = _noise(z, generator)
+        noisy = torch.cat([cond.to(z.dtype), ((1 - s) * z + s * noise)[:, :, 1:]], dim=2)
+        mask = z.new_zeros(batch, 1, frames, height, width)
+        mask[:, :, 0] = 1.0
+        p, pt = pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        mask = pipe._pack_latents(mask, p, pt).squeeze(-1)
+        embeds, attention = text["prompt_embeds"], text["prompt_attention_mask"]
+        if modulation is not None:
+            embeds, attention = modulation.append(embeds, attention)
+        spatial, temporal = pipe.vae_spatial_compression_ratio, pipe.vae_temporal_compression_ratio
+        velocity = self.transformer(
+            hidden_states=pipe._pack_latents(noisy, p, pt), encoder_hidden_states=embeds,
+            timestep=(sigmas * 1000).unsqueeze(-1) * (1 - mask), encoder_attention_mask=attention,
+            num_frames=frames, height=height, width=width, rope_interpolation_scale=(temporal / fps, spatial, spatial),
+            return_dict=False)[0]
+        target = pipe._pack_latents(noise - z, p, pt)
+        err = ((velocity.float() - target.float()) ** 2).mean(-1) * (1 - mask)
+        return err.sum(1) / (1 - mask).sum(1).clamp(min=1) * snr_weights(sigmas, gamma)
+
+
+@dataclass
+class ChainLoss:
+    loss: torch.Tensor
+    agent_losses: dict[str, float]
+    factors: dict[str, float]
+    shares: dict[str, float]
+
+
+class SelfModulatedChain(nn.Module):
+    """Text-to-image → image-to-video with one modulation embedding per agent (or none: the ablation)."""
+
+    def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
+                 snr_gamma: float | None):
+        super().__init__()
+        self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
+        self.modulations = nn.ModuleDict(modulations or {})
+        self.snr_gamma = snr_gamma
+
+    def shares(self) -> dict[str, torch.Tensor]:
+        """Each agent's loss share: its modulation factor over the mean factor (1 each without modulation)."""
+        if not self.modulations:
+            return {role: torch.tensor(1.0) for role in ROLES}
+        factors = {role: self.modulations[role].factor() for role in ROLES}
+        mean = sum(factors.values()) / len(factors)
+        return {role: f / mean for role, f in factors.items()}
+
+    def forward(self, batch: dict, generator: torch.Generator) -> ChainLoss:
+        mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
+        device = self.t2i.transformer.device
+        frames = batch["frames"].to(device)
+        t2i_loss, handed_on = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
+                                       generator, self.snr_gamma)
+        i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
+                            float(batch["fps"][0]), generator, self.snr_gamma)
+        shares = self.shares()
+        losses = {"text_to_image": t2i_loss.mean(), "image_to_video": i2v_loss.mean()}
+        total = sum(shares[role].to(device) * losses[role] for role in ROLES)
+        factors = ({role: float(m.factor().detach()) for role, m in self.modulations.items()} if self.modulations
+                   else {role: 1.0 for role in ROLES})
+        return ChainLoss(loss=total, agent_losses={r: float(v.detach()) for r, v in losses.items()}, factors=factors,
+                         shares={r: float(v.detach()) for r, v in shares.items()})
