@@ -1,4 +1,4 @@
-"""The ``mora`` command line: rounds, tiny models, dataset inspection."""
+"""The ``mora`` command line: rounds, tiny models, dataset inspection, review, training."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mora.cli_make import make_app
+from mora.cli_train import self_train_cmd, train_cmd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mora: synthesize and curate video training data.")
 models_app = typer.Typer(no_args_is_help=True, help="Model folders.")
@@ -21,6 +22,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(review_app, name="review")
 app.add_typer(make_app, name="make")
+app.command("train")(train_cmd)
+app.command("self-train")(self_train_cmd)
 console = Console()
 
 

@@ -183,6 +183,11 @@ class SelfTrainConfig(_Strict):
     review_timeout_s: float = Field(3600.0, gt=0)
     review_poll_s: float = Field(30.0, gt=0)
 
+    @field_validator("review", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        return "off" if v is False else v  # YAML reads a bare `off` as false
+
 
 class RoundConfig(_Strict):
     iteration: int = Field(1, ge=1)

@@ -154,8 +154,11 @@ class SelfModulatedTrainer:
                 module.requires_grad_(False)
         transformer = pipe.transformer
         if t.mode == "lora":
-            transformer.add_adapter(LoraConfig(r=t.lora.rank, lora_alpha=t.lora.alpha or t.lora.rank,
-                                               init_lora_weights="gaussian", target_modules=t.lora.target_modules))
+            with torch.random.fork_rng(devices=[]):  # the same adapters every run of this config
+                torch.manual_seed(derive_seed(t.seed, "lora", role))
+                transformer.add_adapter(LoraConfig(r=t.lora.rank, lora_alpha=t.lora.alpha or t.lora.rank,
+                                                   init_lora_weights="gaussian",
+                                                   target_modules=t.lora.target_modules))
             if self.parent:
                 ckpt.load_lora_into(transformer, type(pipe), self.parent, role)
         else:

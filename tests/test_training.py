@@ -1,0 +1,209 @@
+"""Self-modulated fine-tuning on tiny real pipelines, from shards written by real rounds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mora.agents.image_to_video import ImageToVideoAgent
+from mora.agents.loading import fresh_pipeline
+from mora.agents.modulation import special_token_embedding
+from mora.agents.text_to_image import TextToImageAgent
+from mora.config import ConfigError, load_config
+from mora.flows.round import dataset_round
+from mora.training import checkpoint as ckpt
+from mora.training.chain import ROLES, snr_weights
+from mora.training.trainer import SelfModulatedTrainer
+
+pytestmark = pytest.mark.slow
+
+# Both judge slots hold the same tiny model, so they always agree and every set is accepted: the
+# trainer gets one selected video per prompt.
+AGREE = {"prompts.count": "3", "generation.num_frames": "9", "judges.1.family": "llava-onevision"}
+
+
+@pytest.fixture(scope="module")
+def config_file(tiny_models, tmp_path_factory):
+    from tests.conftest import REPO
+
+    work = tmp_path_factory.mktemp("training")
+    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
+    path = work / "tiny.yaml"
+    path.write_text(text.replace("root: mora-data", f"root: {work / 'data'}"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def agree(tiny_models):
+    return AGREE | {"judges.1.model.id": str(tiny_models / "llava-onevision")}
+
+
+@pytest.fixture(scope="module")
+def shards(config_file, agree):
+    summary = dataset_round(str(config_file), agree)
+    assert summary["accepted"] == 3
+    return load_config(config_file, agree)
+
+
+def configured(config_file, agree, tmp_path, **fields):
+    return load_config(config_file, agree | {"training.output": str(tmp_path / "ckpt")} |
+                       {k: str(v) for k, v in fields.items()})
+
+
+def uint8(images) -> np.ndarray:
+    return np.stack([np.asarray(i) for i in images]).astype(int)
+
+
+def test_snr_weighting_caps_low_noise_and_matches_x0_weighting():
+    sigmas = torch.tensor([0.05, 0.3, 0.5, 0.9])
+    weights = snr_weights(sigmas, 5.0)
+    snr = ((1 - sigmas) / sigmas) ** 2
+    assert torch.allclose(weights, torch.minimum(snr, torch.tensor(5.0)) * sigmas**2)
+    assert torch.equal(snr_weights(sigmas, None), torch.ones(4))
+
+
+def test_loss_falls_over_steps_on_a_fixed_batch(shards, config_file, agree, tmp_path):
+    # a larger step than the paper's 1e-5, so a handful of steps shows the descent clearly
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.learning_rate": 1e-3,
+                                                                               "training.ema_decay": "null"}))
+    trainer.setup()
+    batch = next(trainer._batches(skip=0))
+    losses = [trainer.step(iter([batch]), step=0)["loss"] for _ in range(8)]  # same batch, same noise
+    assert losses[-1] < losses[0]
+    assert sum(b < a for a, b in zip(losses, losses[1:], strict=False)) >= 6
+
+
+def test_the_final_loss_reaches_the_text_to_image_agent(shards, config_file, agree, tmp_path):
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))
+    chain = trainer.setup()
+    batch = next(trainer._batches(skip=0))
+    generator = torch.Generator().manual_seed(0)
+    _, handed_on = chain.t2i(batch["frames"][:, 0], chain.t2i.encode(batch["prompt"]),
+                             trainer.modulation("text_to_image"), generator, 5.0)
+    i2v_loss = chain.i2v(batch["frames"], handed_on, chain.i2v.encode(batch["prompt"]),
+                         trainer.modulation("image_to_video"), 8.0, generator, 5.0)
+    i2v_loss.mean().backward()  # the image-to-video loss alone
+    t2i_grads = [p.grad for p in trainer.pipes["text_to_image"].transformer.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in t2i_grads)
+    # the T2I agent's modulation conditions the frame it hands on, so the final loss reaches it too
+    assert trainer.modulation("text_to_image").embedding.grad.abs().sum() > 0
+
+
+def test_modulation_starts_at_the_special_token_and_is_learned(shards, config_file, agree, tmp_path):
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))
+    trainer.setup()
+    for role in ROLES:
+        token = special_token_embedding(trainer.pipes[role], f"<mora-{role}>", 1)
+        assert torch.allclose(trainer.modulation(role).embedding.detach(), token)
+        assert float(trainer.modulation(role).factor().detach()) == pytest.approx(1.0)
+    start = {role: trainer.modulation(role).embedding.detach().clone() for role in ROLES}
+    result = trainer.train()
+    assert len(result.steps) == 12 and [p.name for p in result.checkpoints] == [
+        "step-00004", "step-00008", "step-00012"]
+    for role in ROLES:
+        assert not torch.equal(trainer.modulation(role).embedding.detach(), start[role])
+        saved = ckpt.load_modulation(result.checkpoint, role)
+        assert not torch.equal(saved.embedding, start[role])
+    shares = result.steps[-1]["shares"]
+    assert shares["text_to_image"] != shares["image_to_video"]  # each agent's share is learned
+    assert sum(shares.values()) == pytest.approx(2.0)
+
+
+def test_ablations_change_the_modulation(shards, config_file, agree, tmp_path):
+    random = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.modulation.init": "random"}))
+    random.setup()
+    off = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.modulation.enabled": "false"}))
+    off.setup()
+    for role in ROLES:
+        token = special_token_embedding(random.pipes[role], f"<mora-{role}>", 1)
+        m = random.modulation(role)
+        assert not torch.allclose(m.embedding.detach(), token)
+        assert float(m.embedding.detach().norm()) == pytest.approx(float(token.norm()), rel=1e-5)
+        assert off.modulation(role) is None
+    result = off.train()
+    assert all(s["shares"] == {"text_to_image": 1.0, "image_to_video": 1.0} for s in result.steps)
+    assert not any((result.checkpoint / role / "modulation.safetensors").exists() for role in ROLES)
+
+
+def test_a_checkpoint_reloads_into_the_agents_and_reproduces_their_outputs(shards, config_file, agree, tmp_path):
+    cfg = configured(config_file, agree, tmp_path, **{"training.learning_rate": 1e-2})
+    trainer = SelfModulatedTrainer(cfg)
+    result = trainer.train()
+    trainer.ema.copy_to(trainer.params)  # the checkpoint holds the EMA weights
+    g, rt, path = cfg.generation, cfg.runtime, str(result.checkpoint)
+    lineage = ckpt.read_lineage(path)
+    assert lineage["parent"] is None and lineage["export"] == "ema" and lineage["examples"] == 3
+    assert lineage["base_models"]["text_to_image"]["id"] == g.text_to_image.id
+    assert [s["path"] for s in lineage["shards"]] == [str(f) for f in trainer.data.files]
+    assert lineage["config"]["training"]["learning_rate"] == 1e-2
+
+    in_memory = TextToImageAgent(trainer.pipes["text_to_image"], g.text_to_image, trainer.modulation("text_to_image"))
+    reloaded = TextToImageAgent.from_pretrained(g.text_to_image, rt, path)
+    base = TextToImageAgent.from_pretrained(g.text_to_image, rt)
+    a, b, c = (uint8(agent.first_frame("a fox in snow", [1, 2], 64, 64, 4, 5.0))
+               for agent in (in_memory, reloaded, base))
+    assert np.abs(a - b).max() <= 1  # LoRA merged into the weights vs applied on the side: rounding only
+    assert np.abs(c - b).mean() > 2
+
+    images = in_memory.first_frame("a fox in snow", [1, 2], 64, 64, 4, 5.0)
+    args = (images, "a fox in snow", [1, 2], 9, 64, 64, 4, 3.0, 8.0)
+    v_mem = ImageToVideoAgent(trainer.pipes["image_to_video"], g.image_to_video,
+                              trainer.modulation("image_to_video")).animate(*args).astype(int)
+    v_loaded = ImageToVideoAgent.from_pretrained(g.image_to_video, rt, path).animate(*args).astype(int)
+    v_base = ImageToVideoAgent.from_pretrained(g.image_to_video, rt).animate(*args).astype(int)
+    assert np.abs(v_mem - v_loaded).max() <= 1
+    assert np.abs(v_base - v_loaded).mean() > 1
+
+
+def test_a_crashed_training_resumes_to_the_same_weights(shards, config_file, agree, tmp_path):
+    fields = {"training.max_steps": 8}
+    whole = SelfModulatedTrainer(configured(config_file, agree, tmp_path / "whole", **fields)).train()
+
+    def crash(record, total):
+        if record["step"] == 6:
+            raise KeyboardInterrupt
+
+    cfg = configured(config_file, agree, tmp_path / "crashed", **fields)
+    with pytest.raises(KeyboardInterrupt):
+        SelfModulatedTrainer(cfg).train(crash)
+    first = next(SelfModulatedTrainer(cfg).run_dir().glob("step-00004"))
+    written = (first / ckpt.LINEAGE).stat().st_mtime_ns
+    resumed = SelfModulatedTrainer(cfg).train()
+    assert resumed.resumed_at == 4
+    assert (first / ckpt.LINEAGE).stat().st_mtime_ns == written  # not written twice
+    assert ckpt.read_lineage(resumed.checkpoint)["hashes"] == ckpt.read_lineage(whole.checkpoint)["hashes"]
+    again = SelfModulatedTrainer(cfg).train()  # finished: returned as it is
+    assert again.checkpoint == resumed.checkpoint and again.resumed_at == 8
+
+
+def test_full_fine_tuning_writes_transformers_the_agents_load(shards, config_file, agree, tmp_path):
+    cfg = configured(config_file, agree, tmp_path, **{"training.mode": "full", "training.max_steps": 2,
+                                                       "training.checkpoint_every": 2,
+                                                       "training.learning_rate": 1e-3})
+    result = SelfModulatedTrainer(cfg).train()
+    for role in ROLES:
+        assert (result.checkpoint / role / "transformer" / "config.json").is_file()
+    reloaded = TextToImageAgent.from_pretrained(cfg.generation.text_to_image, cfg.runtime, str(result.checkpoint))
+    base = fresh_pipeline(cfg.generation.text_to_image, cfg.runtime).transformer
+    assert ckpt.param_hash(reloaded.pipe.transformer.state_dict().items()) != ckpt.param_hash(
+        base.state_dict().items())
+
+
+def test_what_cannot_be_trained_fails_in_one_line(shards, config_file, agree, tmp_path, tiny_models):
+    with pytest.raises(ConfigError, match=r"generation.image_to_video is a StableVideoDiffusionPipeline"):
+        SelfModulatedTrainer(configured(config_file, agree, tmp_path,
+                                        **{"generation.image_to_video.id": tiny_models / "svd"}))
+    with pytest.raises(ckpt.CheckpointError, match=r"generation.checkpoint: .* is not a mora checkpoint"):
+        SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"generation.checkpoint": tmp_path}))
+    done = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.max_steps": 1})).train()
+    with pytest.raises(ConfigError, match=r"training.lora.rank is 4, .* rank 16"):
+        SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{
+            "generation.checkpoint": done.checkpoint, "training.lora.rank": 4}))
+    with pytest.raises(ConfigError, match=r"trained from text_to_image model .* but generation.text_to_image"):
+        TextToImageAgent.from_pretrained(
+            load_config(config_file, agree | {"generation.text_to_image.id": str(tiny_models / "sdxl")})
+            .generation.text_to_image, load_config(config_file, agree).runtime, str(done.checkpoint))
+    assert json.loads((done.checkpoint / ckpt.LINEAGE).read_text())["final"] is True
