@@ -80,11 +80,11 @@ def test_the_final_loss_reaches_the_text_to_image_agent(shards, config_file, agr
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))
     chain = trainer.setup()
     batch = next(trainer._batches(skip=0))
-    generator = torch.Generator().manual_seed(0)
+    generator, keys = torch.Generator().manual_seed(0), batch["set_id"]
     _, handed_on = chain.t2i(batch["frames"][:, 0], chain.t2i.encode(batch["prompt"]),
-                             trainer.modulation("text_to_image"), generator, 5.0)
+                             trainer.modulation("text_to_image"), generator, 5.0, keys)
     i2v_loss = chain.i2v(batch["frames"], handed_on, chain.i2v.encode(batch["prompt"]),
-                         trainer.modulation("image_to_video"), 8.0, generator, 5.0)
+                         trainer.modulation("image_to_video"), 8.0, generator, 5.0, keys)
     i2v_loss.mean().backward()  # the image-to-video loss alone
     t2i_grads = [p.grad for p in trainer.pipes["text_to_image"].transformer.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in t2i_grads)
@@ -159,7 +159,7 @@ def test_a_checkpoint_reloads_into_the_agents_and_reproduces_their_outputs(shard
 
 
 def test_a_crashed_training_resumes_to_the_same_weights(shards, config_file, agree, tmp_path):
-    fields = {"training.max_steps": 8}
+    fields = {"training.max_steps": 8, "training.batch_size": 2}  # batches of 2, 1, 2, 1, ...: resume mid-epoch
     whole = SelfModulatedTrainer(configured(config_file, agree, tmp_path / "whole", **fields)).train()
 
     def crash(record, total):

@@ -47,23 +47,52 @@ def _per_example(err: torch.Tensor) -> torch.Tensor:
     return err.float().flatten(1).mean(1)
 
 
+class PromptCache:
+    """Frozen text encoders give a prompt the same embedding every step: encode each prompt once."""
+
+    def __init__(self, encode):
+        self.encode, self.cache = encode, {}
+
+    def __call__(self, prompts: list[str]) -> dict:
+        for prompt in dict.fromkeys(prompts):
+            if prompt not in self.cache:  # one at a time: the value never depends on the batch it came in
+                with torch.no_grad():
+                    self.cache[prompt] = self.encode([prompt])
+        return {k: torch.cat([self.cache[p][k] for p in prompts]) for k in self.cache[prompts[0]]}
+
+
+class LatentCache:
+    """A frozen VAE gives a clip the same latent distribution every step: encode each clip once.
+
+    Keeps the distribution's mean and std, so every step still draws its own latent sample.
+    """
+
+    def __init__(self, encode):
+        self.encode, self.cache = encode, {}
+
+    def __call__(self, keys: list[str], pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for i, key in enumerate(keys):
+            if key not in self.cache:  # one at a time: the value never depends on the batch it came in
+                with torch.no_grad():
+                    dist = self.encode(pixels[i:i + 1])
+                self.cache[key] = (dist.mean, dist.std)
+        return (torch.cat([self.cache[k][0] for k in keys]), torch.cat([self.cache[k][1] for k in keys]))
+
+
 class TextToImageStage:
     """An SD3-family agent: flow-matching loss on the first frame, and the frame it hands on."""
 
     def __init__(self, pipe):
         self.pipe, self.transformer, self.vae = pipe, pipe.transformer, pipe.vae
-
-    def encode(self, prompts: list[str]) -> dict:
-        with torch.no_grad():
-            return sd3_conditioning(self.pipe, prompts, None, guidance=False)
+        self.encode = PromptCache(lambda prompts: sd3_conditioning(pipe, prompts, None, guidance=False))
+        self.latents = LatentCache(lambda pixels: pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist)
 
     def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None, generator: torch.Generator,
-                 gamma: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+                 gamma: float | None, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example loss ``[B]`` and the estimated first frame ``[B, 3, H, W]`` in [-1, 1]."""
         vae, cfg = self.vae, self.vae.config
-        with torch.no_grad():
-            dist = vae.encode(first.to(vae.dtype)).latent_dist
-            z = (dist.mean + dist.std * _noise(dist.mean, generator) - cfg.shift_factor) * cfg.scaling_factor
+        mean, std = self.latents(keys, first)
+        z = (mean + std * _noise(mean, generator) - cfg.shift_factor) * cfg.scaling_factor
         sigmas = sample_sigmas(z.shape[0], self.pipe.scheduler.config.get("shift", 1.0), generator, z.device)
         s = sigmas.view(-1, 1, 1, 1).to(z.dtype)
         noise = _noise(z, generator)
@@ -83,21 +112,19 @@ class ImageToVideoStage:
 
     def __init__(self, pipe):
         self.pipe, self.transformer, self.vae = pipe, pipe.transformer, pipe.vae
-
-    def encode(self, prompts: list[str]) -> dict:
-        with torch.no_grad():
-            return ltx_conditioning(self.pipe, prompts, None, guidance=False)
+        self.encode = PromptCache(lambda prompts: ltx_conditioning(pipe, prompts, None, guidance=False))
+        self.latents = LatentCache(lambda video: pipe.vae.encode(video.permute(0, 2, 1, 3, 4).to(pipe.vae.dtype))
+                                   .latent_dist)
 
     def _normalize(self, latents: torch.Tensor, scaling: float) -> torch.Tensor:
         return self.pipe._normalize_latents(latents, self.vae.latents_mean, self.vae.latents_std, scaling)
 
     def __call__(self, video: torch.Tensor, first: torch.Tensor, text: dict, modulation: Modulation | None,
-                 fps: float, generator: torch.Generator, gamma: float | None) -> torch.Tensor:
+                 fps: float, generator: torch.Generator, gamma: float | None, keys: list[str]) -> torch.Tensor:
         """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame."""
         pipe, vae = self.pipe, self.vae
-        with torch.no_grad():
-            dist = vae.encode(video.permute(0, 2, 1, 3, 4).to(vae.dtype)).latent_dist
-            z = self._normalize(dist.mean + dist.std * _noise(dist.mean, generator), vae.config.scaling_factor)
+        mean, std = self.latents(keys, video)
+        z = self._normalize(mean + std * _noise(mean, generator), vae.config.scaling_factor)
         # as the pipeline conditions: the image's latent mean, normalised without the scaling factor
         cond = self._normalize(vae.encode(first.unsqueeze(2).to(vae.dtype)).latent_dist.mean, 1.0)
         batch, _, frames, height, width = z.shape
@@ -153,10 +180,11 @@ class SelfModulatedChain(nn.Module):
         mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
+        keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
         t2i_loss, handed_on = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
-                                       generator, self.snr_gamma)
+                                       generator, self.snr_gamma, keys)
         i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
-                            float(batch["fps"][0]), generator, self.snr_gamma)
+                            float(batch["fps"][0]), generator, self.snr_gamma, keys)
         shares = self.shares()
         losses = {"text_to_image": t2i_loss.mean(), "image_to_video": i2v_loss.mean()}
         total = sum(shares[role].to(device) * losses[role] for role in ROLES)

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from mora.agents.loading import fresh_pipeline
 from mora.agents.modulation import TRAINABLE, Modulation, family, special_token_embedding
@@ -29,6 +28,7 @@ from mora.training.chain import ROLES, SelfModulatedChain
 from mora.training.data import ShardVideoDataset, collate
 
 StepCallback = Callable[[dict, int], None]
+CACHE_BYTES = 1 << 30  # an iteration's decoded clips up to this size stay in memory between epochs
 
 
 @dataclass
@@ -265,14 +265,32 @@ class SelfModulatedTrainer:
         }
 
     # ---- training -------------------------------------------------------------------------------
-    def _batches(self, skip: int) -> Iterator[dict]:
-        loader = DataLoader(self.data, batch_size=self.training.batch_size, collate_fn=collate)
-        seen = 0
+    def _epochs(self, examples: int) -> Iterator[list[dict]]:
+        """The examples of one epoch after another; decoded once when they fit in ``CACHE_BYTES``."""
+        size = examples * self.num_frames * 3 * self.gen.height * self.gen.width * 4
+        if size <= CACHE_BYTES:
+            decoded = list(self.data)
+            while True:
+                yield decoded
         while True:
-            for batch in loader:
+            yield iter(self.data)
+
+    def _batches(self, skip: int) -> Iterator[dict]:
+        """Batches in shard order, epoch after epoch (the last batch of an epoch may be short)."""
+        seen, size = 0, self.training.batch_size
+        for epoch in self._epochs(self.data.count()):
+            chunk: list[dict] = []
+            for example in epoch:
+                chunk.append(example)
+                if len(chunk) == size:
+                    seen += 1
+                    if seen > skip:
+                        yield collate(chunk)
+                    chunk = []
+            if chunk:
                 seen += 1
                 if seen > skip:
-                    yield batch
+                    yield collate(chunk)
 
     def step(self, batches: Iterator[dict], step: int) -> dict:
         """One optimizer step over ``gradient_accumulation`` batches."""
