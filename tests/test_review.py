@@ -5,6 +5,8 @@ The server runs from its own virtualenv (`make review-env`); a migrated data fol
 """
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,8 @@ from mora.review.labeling import media_url
 from mora.review.pending import pending_counts, records, update_record
 from mora.review.push import client_for, push, tasks_by_set
 from mora.review.server import ReviewServerError
+from mora.review.waiting import wait_until_decided
+from mora.training.data import ShardVideoDataset
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -46,7 +50,8 @@ def review(tmp_path_factory, tiny_models):
     shutil.copytree(TEMPLATE, server.server_dir(root))
     port = free_port()
     conn = server.up(root, port=port)
-    yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port}
+    yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port, "config": config,
+           "overrides": overrides}
     server.down(root)
 
 
@@ -227,3 +232,28 @@ def test_the_token_can_come_from_a_prefect_secret_block(monkeypatch):
     conn = server.connect()
     assert conn.url == "http://127.0.0.1:8090" and conn.token == "tok-from-block-123"
     assert "tok-from-block" not in repr(conn)
+
+
+def test_the_training_loop_waits_for_reviewers_and_trains_on_their_choices(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    dataset_round(str(review["config"]), review["overrides"] | {"iteration": "2"})
+    assert pending_counts(root)[(dataset, 2)] == 3
+    client, seen = client_for(conn), set()
+
+    def reviewer():  # a person in Label Studio, picking candidate_1 on each task as it appears
+        deadline = time.monotonic() + 60
+        while len(seen) < 3 and time.monotonic() < deadline:
+            for record in records(root, dataset):
+                if record["iteration"] == 2 and record.get("task_id") and record["set_id"] not in seen:
+                    _annotate(client, record["task_id"], "candidate_1")
+                    seen.add(record["set_id"])
+            time.sleep(0.2)
+
+    person = threading.Thread(target=reviewer)
+    person.start()
+    waiting = wait_until_decided(root, dataset, 2, timeout_s=60, poll_s=0.5, log=lambda message: None)
+    person.join()
+    assert waiting == 0 and len(seen) == 3
+    assert ShardVideoDataset(root, dataset, [2]).count() == 3  # the reviewers' picks are training examples
+    assert ShardVideoDataset(root, dataset, [2], sources=("judges",)).count() == 0  # the no-review ablation
+    assert wait_until_decided(root, dataset, 3, timeout_s=0.1, poll_s=1, log=lambda m: None) == 0

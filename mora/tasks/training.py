@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -11,10 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from mora.agents.loading import release
 from mora.config import RoundConfig
-from mora.review import collect as collecting
-from mora.review import push as pushing
-from mora.review.pending import pending_counts
-from mora.review.server import connect
+from mora.review.waiting import wait_until_decided
 from mora.training import trends
 from mora.training.checkpoint import read_lineage
 from mora.training.trainer import SelfModulatedTrainer
@@ -22,22 +18,13 @@ from mora.training.trainer import SelfModulatedTrainer
 
 @task(name="wait-for-reviews", cache_policy=NO_CACHE)
 def wait_for_reviews(config: RoundConfig, url: str | None = None) -> int:
-    """Push and collect until reviewers have decided every set of the iteration, or the timeout."""
-    log, st, root = get_run_logger(), config.self_train, Path(config.shards.root)
-    key = (config.shards.dataset, config.iteration)
-    deadline = time.monotonic() + st.review_timeout_s
-    while True:
-        conn = connect(root, url=url)
-        pushing.push(conn, root, config.shards.dataset)
-        collecting.collect(conn, root, config.shards.dataset)
-        waiting = pending_counts(root).get(key, 0)
-        if waiting == 0 or time.monotonic() >= deadline:
-            log.info("iteration %d: %d sets still await review%s", config.iteration, waiting,
-                     " (timed out; fine-tuning on what is decided)" if waiting else "")
-            return waiting
-        log.info("iteration %d: %d sets await review; next look in %.0f s", config.iteration, waiting,
-                 st.review_poll_s)
-        time.sleep(min(st.review_poll_s, max(0.0, deadline - time.monotonic())))
+    """Fine-tuning waits until reviewers have decided every set of the iteration, or the timeout."""
+    log, st = get_run_logger(), config.self_train
+    waiting = wait_until_decided(config.shards.root, config.shards.dataset, config.iteration, st.review_timeout_s,
+                                 st.review_poll_s, url, log.info)
+    log.info("iteration %d: %d sets still await review%s", config.iteration, waiting,
+             " (timed out; fine-tuning on what is decided)" if waiting else "")
+    return waiting
 
 
 @task(name="fine-tune", cache_policy=NO_CACHE)
