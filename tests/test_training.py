@@ -207,3 +207,24 @@ def test_what_cannot_be_trained_fails_in_one_line(shards, config_file, agree, tm
             load_config(config_file, agree | {"generation.text_to_image.id": str(tiny_models / "sdxl")})
             .generation.text_to_image, load_config(config_file, agree).runtime, str(done.checkpoint))
     assert json.loads((done.checkpoint / ckpt.LINEAGE).read_text())["final"] is True
+
+
+def test_an_ltx_text_to_video_checkpoint_serves_and_trains_in_its_image_to_video_form(
+        shards, config_file, agree, tmp_path, tiny_models):
+    import shutil
+
+    t2v = tmp_path / "ltx-t2v"  # Lightricks/LTX-Video ships this way: the same weights, as LTXPipeline
+    shutil.copytree(tiny_models / "ltx-i2v", t2v)
+    index = json.loads((t2v / "model_index.json").read_text())
+    (t2v / "model_index.json").write_text(json.dumps(index | {"_class_name": "LTXPipeline"}))
+    cfg = configured(config_file, agree, tmp_path, **{"generation.image_to_video.id": t2v,
+                                                      "training.max_steps": 1})
+    result = SelfModulatedTrainer(cfg).train()
+    lineage = ckpt.read_lineage(result.checkpoint)
+    assert lineage["base_models"]["image_to_video"]["pipeline"] == "LTXImageToVideoPipeline"
+    agent = ImageToVideoAgent.from_pretrained(cfg.generation.image_to_video, cfg.runtime, str(result.checkpoint))
+    assert agent.family == "LTXImageToVideoPipeline"
+    base = ImageToVideoAgent.from_pretrained(cfg.generation.image_to_video, cfg.runtime)
+    assert base.family == "LTXImageToVideoPipeline"
+    with pytest.raises(ConfigError, match=r"training.num_frames is 8, .* set training.num_frames=1"):
+        SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.num_frames": 8})).setup()

@@ -16,6 +16,18 @@ from mora.media import to_uint8
 IMAGE_ONLY = {"StableVideoDiffusionPipeline"}
 # Pipelines that take one image per call (they repeat its embedding over the batch).
 ONE_IMAGE = {"WanImageToVideoPipeline"}
+# Text-to-video checkpoints whose weights also serve image-to-video (Lightricks/LTX-Video ships as LTXPipeline).
+IMAGE_TO_VIDEO_FORMS = {"LTXPipeline": "LTXImageToVideoPipeline"}
+
+
+def image_to_video_form(pipe):
+    """The pipeline in its image-to-video form; diffusers' ``from_pipe`` shares the weights."""
+    target = IMAGE_TO_VIDEO_FORMS.get(type(pipe).__name__)
+    if target is None:
+        return pipe
+    import diffusers
+
+    return getattr(diffusers, target).from_pipe(pipe)
 
 
 class ImageToVideoAgent:
@@ -29,7 +41,7 @@ class ImageToVideoAgent:
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None = None
                         ) -> ImageToVideoAgent:
         """``checkpoint``: a self-modulated fine-tuning checkpoint to apply over the base model."""
-        pipe, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "image_to_video")
+        pipe, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "image_to_video", image_to_video_form)
         return cls(pipe, ref, modulation)
 
     def animate(self, images: list[Image.Image], prompt: str, seeds: list[int], num_frames: int, height: int,

@@ -19,6 +19,8 @@ from mora.config import ModelRef, RuntimeConfig
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 _cache: dict[tuple, Any] = {}
+# What makes candidates (and what fine-tuning replaces); judges and the prompt model are other kinds.
+GENERATION_KINDS = {"diffusion", "tuned", "image_to_video-form", "image-to-image", "connect"}
 _lock = threading.RLock()
 
 
@@ -96,10 +98,14 @@ def load_diffusion_pipeline(ref: ModelRef, runtime: RuntimeConfig):
     return cached("diffusion", ref, runtime, lambda: place(fresh_pipeline(ref, runtime), runtime))
 
 
-def load_tuned_pipeline(ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None, role: str):
-    """``(pipeline, modulation)``: the base model with a fine-tuning checkpoint's weights merged, once."""
+def load_tuned_pipeline(ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None, role: str,
+                        convert: Callable[[Any], Any] | None = None):
+    """``(pipeline, modulation)``: the base model (``convert``-ed to the agent's form) with a fine-tuning
+    checkpoint's weights merged, once per process."""
     if checkpoint is None:
-        return load_diffusion_pipeline(ref, runtime), None
+        if convert is None:
+            return load_diffusion_pipeline(ref, runtime), None
+        return load_pipeline_as(f"{role}-form", ref, runtime, convert), None
     from mora.training.checkpoint import apply_weights, check_base, load_modulation, read_lineage
 
     lineage = read_lineage(checkpoint)
@@ -107,6 +113,7 @@ def load_tuned_pipeline(ref: ModelRef, runtime: RuntimeConfig, checkpoint: str |
 
     def load():
         pipe = fresh_pipeline(ref, runtime)
+        pipe = convert(pipe) if convert is not None else pipe
         apply_weights(pipe, checkpoint, role, lineage)
         modulation = load_modulation(checkpoint, role)
         if modulation is not None:

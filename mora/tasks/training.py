@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mora.agents.loading import release
+from mora.agents.loading import GENERATION_KINDS, release
 from mora.config import RoundConfig
 from mora.review.waiting import wait_until_decided
 from mora.training import trends
@@ -31,7 +31,7 @@ def wait_for_reviews(config: RoundConfig, url: str | None = None) -> int:
 def fine_tune(config: RoundConfig) -> dict:
     """Self-modulated fine-tuning on the iteration's shards; the round's models are released first."""
     log = get_run_logger()
-    release({"diffusion", "tuned"})
+    release(GENERATION_KINDS)
     trainer = SelfModulatedTrainer(config, review=config.self_train.review != "off")
 
     def on_step(record: dict, total: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from mora.agents.image_to_video import IMAGE_TO_VIDEO_FORMS, image_to_video_form
 from mora.agents.loading import fresh_pipeline
 from mora.agents.modulation import TRAINABLE, Modulation, family, special_token_embedding
 from mora.config import ConfigError, ModelRef, RoundConfig
@@ -64,10 +65,11 @@ def check_trainable(config: RoundConfig) -> None:
     for role in ROLES:
         ref = getattr(config.generation, role)
         name = _model_class(ref)
+        name = IMAGE_TO_VIDEO_FORMS.get(name, name) if role == "image_to_video" else name
         if name is not None and name not in TRAINABLE[role]:
             raise ConfigError(f"generation.{role} is a {name}; self-modulated fine-tuning trains "
                               f"{' or '.join(TRAINABLE[role])} for this agent; use a preset with one "
-                              "(configs/tiny.yaml, configs/mora-modern.yaml)")
+                              "(configs/tiny.yaml, configs/mora-train.yaml)")
 
 
 def _file_digest(path: Path) -> str:
@@ -146,9 +148,15 @@ class SelfModulatedTrainer:
 
         ref, t = getattr(self.gen, role), self.training
         pipe = fresh_pipeline(ref, self.config.runtime, dtype=torch.float32)
+        pipe = image_to_video_form(pipe) if role == "image_to_video" else pipe
         if family(pipe) not in TRAINABLE[role]:
             raise ConfigError(f"generation.{role} is a {family(pipe)}; self-modulated fine-tuning trains "
                               f"{' or '.join(TRAINABLE[role])} for this agent")
+        ratio = getattr(pipe, "vae_temporal_compression_ratio", 1)
+        if role == "image_to_video" and (self.num_frames - 1) % ratio:
+            good = (self.num_frames - 1) // ratio * ratio + 1
+            raise ConfigError(f"training.num_frames is {self.num_frames}, but {family(pipe)} needs 1 + a multiple "
+                              f"of {ratio} frames; set training.num_frames={good} (or generation.num_frames)")
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
                 module.requires_grad_(False)
