@@ -53,6 +53,7 @@ bench: setup tiny
 	$(PY) bench/round_overhead.py
 	$(PY) bench/judges.py
 	$(PY) bench/drift.py
+	$(PY) bench/train_step.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench
