@@ -30,10 +30,11 @@ def _fail(message: str) -> None:
 def _errors() -> tuple[type[Exception], ...]:
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError
+    from mora.review.server import ReviewServerError
     from mora.training.checkpoint import CheckpointError
     from mora.training.data import ShardError
 
-    return ConfigError, ModelLoadError, CheckpointError, ShardError
+    return ConfigError, ModelLoadError, CheckpointError, ShardError, ReviewServerError
 
 
 def train_cmd(config: Path = CONFIG, set_: list[str] = SET,

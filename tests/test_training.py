@@ -228,3 +228,13 @@ def test_an_ltx_text_to_video_checkpoint_serves_and_trains_in_its_image_to_video
     assert base.family == "LTXImageToVideoPipeline"
     with pytest.raises(ConfigError, match=r"training.num_frames is 8, .* set training.num_frames=1"):
         SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.num_frames": 8})).setup()
+
+
+def test_the_procedures_generate_with_a_checkpoint_and_record_it(shards, config_file, agree, tmp_path):
+    from mora.procedures.toolbox import Toolbox
+
+    done = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.max_steps": 1})).train()
+    tools = Toolbox(load_config(config_file, agree | {"generation.checkpoint": str(done.checkpoint)}))
+    tools.begin()
+    assert tools.text_to_image.modulation is not None and tools.image_to_video.modulation is not None
+    assert tools.record("text-to-video")["checkpoint"] == str(done.checkpoint)
