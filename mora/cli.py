@@ -56,15 +56,11 @@ def round_cmd(
 ) -> None:
     """Run one dataset round (resumes an unfinished one with the same config)."""
     from mora.agents.loading import ModelLoadError
-    from mora.config import ConfigError, load_config, parse_overrides
+    from mora.config import ConfigError, command_overrides, load_config
     from mora.media import VideoError
 
     try:
-        overrides = parse_overrides(set_)
-        if iteration is not None:
-            overrides["iteration"] = str(iteration)
-        if root is not None:
-            overrides["shards.root"] = str(root)
+        overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
     except ConfigError as exc:
         _fail(str(exc))

@@ -41,15 +41,11 @@ def train_cmd(config: Path = CONFIG, set_: list[str] = SET,
               iteration: int | None = typer.Option(None, help="the iteration whose shards to train on"),
               root: Path | None = typer.Option(None, help="shard root (overrides shards.root)")) -> None:
     """Fine-tune the agents on one iteration's curated videos (continuing generation.checkpoint if set)."""
-    from mora.config import load_config, parse_overrides
+    from mora.config import command_overrides, load_config
     from mora.training.trainer import SelfModulatedTrainer
 
     try:
-        overrides = parse_overrides(set_)
-        if iteration is not None:
-            overrides["iteration"] = str(iteration)
-        if root is not None:
-            overrides["shards.root"] = str(root)
+        overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
         trainer = SelfModulatedTrainer(cfg)
         with Progress(TextColumn("[bold]fine-tuning"), BarColumn(), MofNCompleteColumn(),

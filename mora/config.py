@@ -276,6 +276,16 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Ro
         raise ConfigError(_one_line(err, str(path))) from None
 
 
+def command_overrides(pairs: list[str], iteration: int | None = None, root: Path | None = None) -> dict[str, str]:
+    """``--set`` pairs plus the ``--iteration`` and ``--root`` shortcuts of the commands."""
+    out = parse_overrides(pairs)
+    if iteration is not None:
+        out["iteration"] = str(iteration)
+    if root is not None:
+        out["shards.root"] = str(root)
+    return out
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:

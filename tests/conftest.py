@@ -38,14 +38,17 @@ def tiny_models(tmp_path_factory) -> Path:
     return out
 
 
+def write_tiny_config(tiny_models: Path, folder: Path) -> Path:
+    """configs/tiny.yaml pointed at the tiny models, with its shard root at ``folder/data``."""
+    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
+    path = folder / "tiny.yaml"
+    path.write_text(text.replace("root: mora-data", f"root: {folder / 'data'}"))
+    return path
+
+
 @pytest.fixture
 def tiny_config_file(tiny_models, tmp_path) -> Path:
-    """configs/tiny.yaml pointed at the tiny models and a temporary shard root."""
-    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
-    text = text.replace("root: mora-data", f"root: {tmp_path / 'data'}")
-    path = tmp_path / "tiny.yaml"
-    path.write_text(text)
-    return path
+    return write_tiny_config(tiny_models, tmp_path)
 
 
 

@@ -23,7 +23,7 @@ from mora.review.push import client_for, push, tasks_by_set
 from mora.review.server import ReviewServerError
 from mora.review.waiting import wait_until_decided
 from mora.training.data import ShardVideoDataset
-from tests.conftest import free_port
+from tests.conftest import free_port, write_tiny_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +39,7 @@ def review(tmp_path_factory, tiny_models):
         server.up(cold, port=free_port())
         server.down(cold)
         shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
-    work = tmp_path_factory.mktemp("review")
-    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
-    config = work / "tiny.yaml"
-    config.write_text(text.replace("root: mora-data", f"root: {work / 'data'}"))
+    config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("review"))
     overrides = {"prompts.count": "3", "generation.num_frames": "9"}
     dataset_round(str(config), overrides)
     cfg = load_config(config, overrides)

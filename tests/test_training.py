@@ -17,6 +17,7 @@ from mora.flows.round import dataset_round
 from mora.training import checkpoint as ckpt
 from mora.training.chain import ROLES, snr_weights
 from mora.training.trainer import SelfModulatedTrainer
+from tests.conftest import write_tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +28,7 @@ AGREE = {"prompts.count": "3", "generation.num_frames": "9", "judges.1.family": 
 
 @pytest.fixture(scope="module")
 def config_file(tiny_models, tmp_path_factory):
-    from tests.conftest import REPO
-
-    work = tmp_path_factory.mktemp("training")
-    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
-    path = work / "tiny.yaml"
-    path.write_text(text.replace("root: mora-data", f"root: {work / 'data'}"))
-    return path
+    return write_tiny_config(tiny_models, tmp_path_factory.mktemp("training"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from mora.config import load_config
 from mora.flows.round import dataset_round
 from mora.media import decode
 from mora.training.data import ShardError, ShardVideoDataset, collate
+from tests.conftest import write_tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -17,12 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def shards(tiny_models, tmp_path_factory):
     """Iteration 1: judges that agree (every set accepted). Iteration 2: the default, all in review."""
-    from tests.conftest import REPO
-
-    work = tmp_path_factory.mktemp("train-data")
-    text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))
-    config = work / "tiny.yaml"
-    config.write_text(text.replace("root: mora-data", f"root: {work / 'data'}"))
+    config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("train-data"))
     base = {"prompts.count": "3", "generation.num_frames": "9"}
     agree = {**base, "judges.1.model.id": str(tiny_models / "llava-onevision"), "judges.1.family": "llava-onevision"}
     dataset_round(str(config), agree)
