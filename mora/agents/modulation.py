@@ -99,10 +99,3 @@ def ltx_conditioning(pipe, prompts: list[str], modulation: Modulation | None, gu
         out |= {"negative_prompt_embeds": npe, "negative_prompt_attention_mask": npm}
     return out
 
-
-def conditioning(pipe, prompts: list[str], modulation: Modulation | None, guidance: bool) -> dict:
-    if family(pipe) == SD3:
-        return sd3_conditioning(pipe, prompts, modulation, guidance)
-    if family(pipe) == LTX:
-        return ltx_conditioning(pipe, prompts, modulation, guidance)
-    raise ValueError(f"self-modulation supports {SD3} and {LTX}, not {family(pipe)}")

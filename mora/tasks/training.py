@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mora.agents.loading import GENERATION_KINDS, release
+from mora.atomic import write_json_atomic
 from mora.config import RoundConfig
 from mora.review.waiting import wait_until_decided
 from mora.training import trends
@@ -61,7 +62,7 @@ def record_trends(config: RoundConfig, iteration: int, trained: dict, records: l
     records = [r for r in records if r["iteration"] != iteration] + [record]
     folder = Path(s.root) / "_reports" / s.dataset
     figure = trends.plot_trends(records, folder / "self-train-trends.png", f"self-training: {s.dataset}")
-    trends.write_records(records, folder / "self-train-trends.json")
+    write_json_atomic(folder / "self-train-trends.json", records)
     keys = ["iteration", "sets", "judge_agreement", "acceptance", "review_load", "selected", "gate_failure_rate",
             "motion_mean", "sharpness_mean", "loss_first", "loss_last", "factor_text_to_image",
             "factor_image_to_video", "checkpoint_id"]

@@ -152,10 +152,8 @@ class ImageToVideoStage:
 
 @dataclass
 class ChainLoss:
-    loss: torch.Tensor
+    loss: torch.Tensor  # the shares-weighted sum, to backpropagate
     agent_losses: dict[str, float]
-    factors: dict[str, float]
-    shares: dict[str, float]
 
 
 class SelfModulatedChain(nn.Module):
@@ -188,7 +186,4 @@ class SelfModulatedChain(nn.Module):
         shares = self.shares()
         losses = {"text_to_image": t2i_loss.mean(), "image_to_video": i2v_loss.mean()}
         total = sum(shares[role].to(device) * losses[role] for role in ROLES)
-        factors = ({role: float(m.factor().detach()) for role, m in self.modulations.items()} if self.modulations
-                   else {role: 1.0 for role in ROLES})
-        return ChainLoss(loss=total, agent_losses={r: float(v.detach()) for r, v in losses.items()}, factors=factors,
-                         shares={r: float(v.detach()) for r, v in shares.items()})
+        return ChainLoss(loss=total, agent_losses={r: float(v.detach()) for r, v in losses.items()})

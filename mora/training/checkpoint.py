@@ -80,12 +80,19 @@ def write_checkpoint(path: Path, write) -> Path:
     return path
 
 
+_lineages: dict[tuple[str, int], dict] = {}
+
+
 def read_lineage(path: str | Path, field: str = "generation.checkpoint") -> dict:
+    """The checkpoint's lineage, parsed once per version of the file (agents and rows ask per set)."""
     lineage = Path(path) / LINEAGE
     if not lineage.is_file():
         raise CheckpointError(f"{field}: '{path}' is not a mora checkpoint (no {LINEAGE}); "
                               "pass a folder written by `mora train` or `mora self-train`")
-    return json.loads(lineage.read_text())
+    key = (str(lineage.resolve()), lineage.stat().st_mtime_ns)
+    if key not in _lineages:
+        _lineages[key] = json.loads(lineage.read_text())
+    return _lineages[key]
 
 
 def _same_model(recorded: dict, ref: ModelRef) -> bool:

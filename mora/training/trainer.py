@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -114,17 +115,23 @@ class SelfModulatedTrainer:
                               f"{parent['training']['lora']['rank']}; set that rank or start from the base models")
 
     # ---- identity -------------------------------------------------------------------------------
+    @cached_property
+    def shard_digests(self) -> list[str]:
+        """Each shard file's content hash, read once per trainer (shards hold the videos: large)."""
+        return [_file_digest(f) for f in self.data.files]
+
+    @cached_property
     def run_id(self) -> str:
         """Same config, shards and parent: the same run (resumed, or returned when finished)."""
         what = {"training": self.training.model_dump(mode="json", exclude={"output"}),
-                "shards": [_file_digest(f) for f in self.data.files], "review": self.data.sources,
+                "shards": self.shard_digests, "review": self.data.sources,
                 "parent": self.parent_lineage["checkpoint_id"] if self.parent_lineage else None,
                 "base": {role: getattr(self.gen, role).model_dump() for role in ROLES},
                 "size": [self.gen.height, self.gen.width, self.num_frames]}
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     def run_dir(self) -> Path:
-        return checkpoint_root(self.config) / f"iteration={self.config.iteration}" / self.run_id()
+        return checkpoint_root(self.config) / f"iteration={self.config.iteration}" / self.run_id
 
     # ---- models ---------------------------------------------------------------------------------
     def _modulation(self, pipe, role: str) -> Modulation | None:
@@ -232,7 +239,7 @@ class SelfModulatedTrainer:
             self.ema.to(self.device)
         return int(state["step"]), list(state["steps"])
 
-    def save(self, step: int, steps: list[dict], examples: int) -> Path:
+    def save(self, step: int, steps: list[dict]) -> Path:
         """A checkpoint at ``step``: exported weights (EMA when on), lineage and resumable state."""
         final = step == self.training.max_steps
 
@@ -250,22 +257,23 @@ class SelfModulatedTrainer:
             torch.save({"step": step, "steps": steps, "params": [p.detach().cpu() for p in self.params],
                         "optimizer": self.optimizer.state_dict(),
                         "ema": self.ema.state_dict() if self.ema is not None else None}, tmp / ckpt.STATE)
-            (tmp / ckpt.LINEAGE).write_text(json.dumps(self.lineage(step, final, steps, examples, hashes),
+            (tmp / ckpt.LINEAGE).write_text(json.dumps(self.lineage(step, final, steps, hashes),
                                                        indent=2, default=str))
 
         return ckpt.write_checkpoint(self.run_dir() / f"step-{step:05d}", write)
 
-    def lineage(self, step: int, final: bool, steps: list[dict], examples: int, hashes: dict) -> dict:
+    def lineage(self, step: int, final: bool, steps: list[dict], hashes: dict) -> dict:
         parent = self.parent_lineage
         return {
-            "checkpoint_id": f"{self.run_id()}-step{step:05d}", "run_id": self.run_id(),
+            "checkpoint_id": f"{self.run_id}-step{step:05d}", "run_id": self.run_id,
             "iteration": self.config.iteration, "step": step, "final": final, "mode": self.training.mode,
             "modulation": self.training.modulation.enabled, "export": "ema" if self.ema is not None else "raw",
             "parent": {"path": str(self.parent), "checkpoint_id": parent["checkpoint_id"]} if parent else None,
             "base_models": {role: getattr(self.gen, role).model_dump() | {"pipeline": family(self.pipes[role])}
                             for role in ROLES},
-            "shards": [{"path": str(f), "sha256": _file_digest(f)} for f in self.data.files],
-            "examples": examples, "choose": self.training.choose, "review": self.data.sources is None,
+            "shards": [{"path": str(f), "sha256": digest}
+                       for f, digest in zip(self.data.files, self.shard_digests, strict=True)],
+            "examples": self.examples, "choose": self.training.choose, "review": self.data.sources is None,
             "training": self.training.model_dump(mode="json"), "config": self.config.model_dump(mode="json"),
             "precision": str(self.dtype or torch.float32).removeprefix("torch."), "device": str(self.device),
             "initial_hashes": self.initial_hashes, "hashes": hashes, "steps": steps,
@@ -273,9 +281,14 @@ class SelfModulatedTrainer:
         }
 
     # ---- training -------------------------------------------------------------------------------
-    def _epochs(self, examples: int) -> Iterator[list[dict]]:
+    @cached_property
+    def examples(self) -> int:
+        """Examples per epoch, counted once from the shards (no video decoded)."""
+        return self.data.count()
+
+    def _epochs(self) -> Iterator[list[dict]]:
         """The examples of one epoch after another; decoded once when they fit in ``CACHE_BYTES``."""
-        size = examples * self.num_frames * 3 * self.gen.height * self.gen.width * 4
+        size = self.examples * self.num_frames * 3 * self.gen.height * self.gen.width * 4
         if size <= CACHE_BYTES:
             decoded = list(self.data)
             while True:
@@ -286,7 +299,7 @@ class SelfModulatedTrainer:
     def _batches(self, skip: int) -> Iterator[dict]:
         """Batches in shard order, epoch after epoch (the last batch of an epoch may be short)."""
         seen, size = 0, self.training.batch_size
-        for epoch in self._epochs(self.data.count()):
+        for epoch in self._epochs():
             chunk: list[dict] = []
             for example in epoch:
                 chunk.append(example)
@@ -327,13 +340,13 @@ class SelfModulatedTrainer:
                 "seconds": time.perf_counter() - start}
 
     def train(self, on_step: StepCallback | None = None) -> TrainResult:
-        examples = self.data.count()
+        examples = self.examples
         if examples == 0:
             return TrainResult(None, skipped=f"iteration {self.config.iteration} of '{self.config.shards.dataset}' "
                                              f"has no {self.training.choose} videos yet; nothing to fine-tune")
         latest = self._latest()
-        if latest is not None and ckpt.read_lineage(latest)["final"]:
-            lineage = ckpt.read_lineage(latest)
+        lineage = ckpt.read_lineage(latest) if latest is not None else None
+        if lineage is not None and lineage["final"]:
             return TrainResult(latest, sorted(self.run_dir().glob("step-*")), examples, lineage["steps"],
                                resumed_at=lineage["step"])
         self.setup()
@@ -346,7 +359,7 @@ class SelfModulatedTrainer:
             if on_step is not None:
                 on_step(record, self.training.max_steps)
             if record["step"] % self.training.checkpoint_every == 0 or record["step"] == self.training.max_steps:
-                saved.append(self.save(record["step"], steps, examples))
+                saved.append(self.save(record["step"], steps))
         return TrainResult(saved[-1], saved, examples, steps, resumed_at=start)
 
     def close(self) -> None:

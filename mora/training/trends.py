@@ -7,11 +7,11 @@ sharpness and exposure, over every candidate and over the selected ones.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from mora.atomic import write_atomic
 from mora.datasets.shards import iteration_dir
 from mora.judges.verdict import ACCEPTED, DISCARDED, NEEDS_REVIEW
 
@@ -100,19 +100,7 @@ def plot_trends(records: list[dict], path: Path, title: str) -> Path:
         if ax.has_data():
             ax.legend(fontsize=7)
     fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def write_records(records: list[dict], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(records, indent=2))
-    tmp.replace(path)
-    return path
+    try:
+        return write_atomic(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    finally:
+        plt.close(fig)
