@@ -68,7 +68,11 @@ def _healthy(url: str) -> bool:
 
 
 def _api(deployed, method: str, path: str, **kwargs):
-    response = httpx.request(method, f"{deployed['url']}{path}", timeout=30, **kwargs)
+    for _ in range(10):  # a busy server's SQLite answers 503 for a moment: ask again, a bounded number of times
+        response = httpx.request(method, f"{deployed['url']}{path}", timeout=30, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(3)
     response.raise_for_status()
     return response.json()
 
