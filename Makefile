@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 
 tiny: $(TINY)/.complete
 
-$(TINY)/.complete: $(STAMP) mora/models/tiny.py
+$(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
 

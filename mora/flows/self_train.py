@@ -7,6 +7,7 @@ from prefect import flow, get_run_logger
 
 from mora.config import load_config
 from mora.flows.round import dataset_round
+from mora.tasks.evaluation import evaluate_checkpoint, evaluation_reports
 from mora.tasks.training import fine_tune, record_trends, wait_for_reviews
 
 
@@ -31,4 +32,7 @@ def self_train(config_path: str = "configs/tiny.yaml", overrides: dict[str, str]
         trained = fine_tune(cfg)
         records, figure = record_trends(cfg, k, trained, records)
         checkpoint = trained["checkpoint"] or checkpoint
+        if cfg.self_train.evaluate:  # the paper's metrics per iteration (its Figures 3-4)
+            evaluate_checkpoint(cfg, checkpoint, iteration=k, release_after=True)
+            evaluation_reports(cfg)
     return {"rounds": rounds, "checkpoint": checkpoint, "iterations": records, "figure": figure}
