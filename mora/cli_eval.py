@@ -18,13 +18,17 @@ def _fail(message: str) -> None:
 
 
 def _print(run: dict) -> None:
-    for task, summary in run["summary"].items():
-        table = Table(title=f"{run['label']}: {task} ({summary['items']} videos)")
-        metrics = [m for m in summary if m != "items"]
-        for m in metrics:
-            table.add_column(m.replace("_", " "), justify="right")
-        table.add_row(*(f"{summary[m]:.4f}" for m in metrics))
-        console.print(table)
+    """One table per system: a row per metric, a column per task (blank where a task has no such metric)."""
+    tasks = list(run["summary"])
+    metrics = list(dict.fromkeys(m for t in tasks for m in run["summary"][t] if m != "items"))
+    table = Table(title=f"{run['label']} ({run['summary'][tasks[0]]['items']} videos per task)")
+    table.add_column("metric")
+    for task in tasks:
+        table.add_column(task, justify="right")
+    for m in metrics:
+        table.add_row(m.replace("_", " "), *(f"{run['summary'][t][m]:.4f}" if m in run["summary"][t] else ""
+                                             for t in tasks))
+    console.print(table)
 
 
 def eval_cmd(

@@ -70,23 +70,27 @@ def is_dynamic(frames: np.ndarray, fps: float) -> bool:
     return sum(peak > threshold for peak in flow_peaks(frames)) >= needed
 
 
-def noise_sigma(gray: np.ndarray) -> float:
-    """Immerkaer's fast estimate of additive Gaussian noise (grey levels)."""
+def noise_sigma(gray: np.ndarray, flat: np.ndarray | None = None) -> float:
+    """Immerkaer's fast estimate of additive Gaussian noise (grey levels), over ``flat`` pixels when given
+    (edges answer the same filter, so they are left out)."""
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-    response = cv2.filter2D(gray.astype(np.float64), -1, kernel)[1:-1, 1:-1]
-    h, w = gray.shape
-    return float(np.sqrt(np.pi / 2) * np.abs(response).sum() / (6 * max(w - 2, 1) * max(h - 2, 1)))
+    response = np.abs(cv2.filter2D(gray.astype(np.float64), -1, kernel))[1:-1, 1:-1]
+    if flat is not None and flat[1:-1, 1:-1].sum() >= 16:
+        response = response[flat[1:-1, 1:-1]]
+    return float(np.sqrt(np.pi / 2) * response.mean() / 6)
 
 
 def imaging_quality(frames: np.ndarray) -> float:
-    """Weight-free proxy for MUSIQ in [0, 1]: edge strength of the denoised frame (sharp beats blurry)
-    times a noise penalty (clean beats noisy), averaged over frames."""
+    """Weight-free proxy for MUSIQ in [0, 1]: gradient energy of the denoised frame (blur lowers it),
+    times a penalty for the noise measured in its flat parts, averaged over frames."""
     scores = []
     for frame in frames:
         gray = _gray(frame)
         smooth = cv2.medianBlur(gray, 3).astype(np.float64)
-        edges = float(np.hypot(cv2.Sobel(smooth, cv2.CV_64F, 1, 0), cv2.Sobel(smooth, cv2.CV_64F, 0, 1)).mean())
-        scores.append(edges / (edges + 20.0) / (1.0 + noise_sigma(gray) / 8.0))
+        grad = np.hypot(cv2.Sobel(smooth, cv2.CV_64F, 1, 0), cv2.Sobel(smooth, cv2.CV_64F, 0, 1))
+        energy = float(np.sqrt((grad ** 2).mean()))
+        sigma = noise_sigma(gray, grad < 24)
+        scores.append(energy / (energy + 60.0) / (1.0 + sigma / 8.0))
     return float(np.mean(scores))
 
 
