@@ -4,6 +4,7 @@ model-backed ones by their plumbing on the tiny random-weight stand-ins (their v
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -94,11 +95,11 @@ def test_every_metric_is_described_and_every_task_has_its_table():
         assert columns[0] == "video_quality" and columns[-1] == "video_length"
         assert all(m in METRICS for m in columns[1:])
     assert all(m.paper and m.ours and m.difference for m in METRICS.values())
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(f"| `{name}` |" in readme for name in [*METRICS, "video_quality"])  # the table users read
 
 
 def test_evaluation_set_is_fixed_versioned_and_not_training_prompts():
-    from pathlib import Path
-
     from mora.prompts.synthesizer import synthesize_prompts
 
     spec = evalset.load_set("v1")

@@ -44,11 +44,16 @@ def base_config(config: RoundConfig) -> RoundConfig:
     return config.model_copy(update={"generation": config.generation.model_copy(update={"checkpoint": None})})
 
 
+def made_by(config: RoundConfig) -> dict:
+    """The settings that decide what the agents make (not which prompts a round writes, nor the checkpoint)."""
+    return base_config(config).model_dump(mode="json", include={
+        "generation": True, "prompts": {"model", "enhance", "max_new_tokens", "temperature"}})
+
+
 def inputs_dir(config: RoundConfig) -> Path:
     """Where a set's inputs for this preset live: they depend on the set and on what makes them."""
-    made_by = base_config(config).model_dump(mode="json", include={"generation": True, "prompts": True})
     digest = hashlib.sha256(set_path(config.eval.set).read_bytes()
-                            + json.dumps([made_by, config.eval.seed], sort_keys=True).encode()).hexdigest()[:10]
+                            + json.dumps([made_by(config), config.eval.seed], sort_keys=True).encode()).hexdigest()[:10]
     return Path(config.shards.root) / "_eval" / "sets" / f"{config.eval.set}-{digest}"
 
 
@@ -83,6 +88,8 @@ def materialize(config: RoundConfig, tasks: list[str], count: int, log=print) ->
                     prompt = item[f"{role}_prompt"] if role in ("first", "second") else item["video_prompt"]
                     write_made(text_to_video(tools, prompt, seed), path)
     files = sorted(p for p in folder.glob("*") if p.suffix in (".png", ".mp4")) if folder.is_dir() else []
+    if not files:
+        return folder
     write_json_atomic(folder / "manifest.json", {"set": config.eval.set, "files": {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in files}})
     return folder

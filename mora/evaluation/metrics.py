@@ -37,8 +37,9 @@ METRICS = {m.name: m for m in [
            "weights from a file) on CLIP image embeddings, / 10", "same; the MLP head is the improved predictor"),
     Metric("dynamic_degree", "RAFT optical flow, VBench threshold", "Farneback optical flow, VBench's top-5% "
            "magnitude, threshold and count", "Farneback instead of RAFT (RAFT needs torchvision)"),
-    Metric("imaging_quality", "MUSIQ (SPAQ), / 100", "weight-free: edge strength of the denoised frame times "
-           "a noise penalty (Immerkaer)", "a proxy: no MUSIQ runs here (pyiqa needs torchvision)"),
+    Metric("imaging_quality", "MUSIQ (SPAQ), / 100", "weight-free: gradient energy of the median-filtered frame "
+           "times a penalty for noise (Immerkaer) in flat regions",
+           "a proxy: no MUSIQ runs here (pyiqa needs torchvision)"),
     Metric("temporal_style", "ViCLIP video-text similarity", "X-CLIP (transformers) video-text cosine",
            "X-CLIP instead of ViCLIP (no transformers implementation)"),
     Metric("appearance_style", "CLIP text-frame similarity", "CLIP text-frame cosine, mean over frames",

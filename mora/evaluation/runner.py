@@ -7,6 +7,7 @@ resumes where it stopped, and a finished one is read back rather than made again
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +41,13 @@ def describe(checkpoint: str | None) -> dict:
     lineage = read_lineage(checkpoint)
     return {"label": f"it{lineage['iteration']}-{lineage['checkpoint_id'][:8]}", "iteration": lineage["iteration"],
             "checkpoint_id": lineage["checkpoint_id"]}
+
+
+def scores_key(config: RoundConfig, checkpoint_id: str | None) -> str:
+    """What an item's stored scores depend on: the checkpoint, how videos are made, and how they are measured."""
+    made = evalset.made_by(config)
+    measured = config.eval.model_dump(mode="json", exclude={"items_per_task", "tasks"})
+    return hashlib.sha256(json.dumps([checkpoint_id, made, measured], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def latest_checkpoint(config: RoundConfig, dataset: str | None = None) -> str | None:
@@ -102,16 +110,16 @@ def evaluate_system(config: RoundConfig, checkpoint: str | None, label: str | No
     spec = evalset.load_set(ev.set)
     folder = reports_dir(config) / "videos" / label
     tools, scorer = Toolbox(with_checkpoint(config, checkpoint)), Scorer(ev, config.runtime)
-    items = []
+    items, key = [], scores_key(config, about["checkpoint_id"])
     for task in ev.tasks:
         for i, item in enumerate(spec[task][:ev.items_per_task]):
             done = folder / f"{task}-{i:03d}.scores.json"
-            if done.exists() and json.loads(done.read_text()).get("checkpoint_id") == about["checkpoint_id"]:
+            if done.exists() and json.loads(done.read_text()).get("key") == key:
                 items.append(json.loads(done.read_text()))
                 continue
             made, sample = make_sample(tools, task, item, i, ev.seed + i, inputs)
             write_made(made, folder / f"{task}-{i:03d}.mp4")
-            record = {"task": task, "item": i, "checkpoint_id": about["checkpoint_id"], **scorer.score(sample)}
+            record = {"task": task, "item": i, "key": key, **scorer.score(sample)}
             write_json_atomic(done, record)
             items.append(record)
             log(f"{label}: {task} #{i}: video quality {record['video_quality']:.4f}")
