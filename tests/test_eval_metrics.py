@@ -145,6 +145,13 @@ def test_model_backed_metrics_run_on_tiny_models(scorer):
     assert all(len(s) >= 1 for s in scorer.seconds.values())
 
 
+def test_a_bad_model_reference_stops_before_any_video(scorer, tmp_path):
+    bad = scorer.config.model_copy(update={"aesthetic_head": scorer.config.aesthetic_head.model_copy(
+        update={"id": str(tmp_path)})})
+    with pytest.raises(ModelLoadError, match="holds no .pth file"):
+        Scorer(bad, scorer.runtime).prepare(["text-to-video"])
+
+
 def test_model_wrappers_shapes(scorer):
     frames = pan(1.0)
     clip = scorer._model("clip")

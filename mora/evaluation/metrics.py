@@ -62,6 +62,12 @@ EXTRA = {"text-to-video": ("temporal_style", "appearance_style"), "image-to-vide
          "connect": ("transition_coherence",), "digital-world": ("temporal_style", "appearance_style")}
 
 
+# the models (Scorer._model names) each model-backed metric reads
+NEEDS = {"object_consistency": ("object",), "background_consistency": ("clip",), "aesthetic_score": ("aesthetic",),
+         "temporal_style": ("video",), "appearance_style": ("clip",), "temporal_consistency": ("video",),
+         "video_text_integration": ("image_captioner", "video_captioner", "bert")}
+
+
 def task_metrics(task: str) -> list[str]:
     """The columns of a task's table, in the paper's order: video quality first."""
     return ["video_quality", *VBENCH_QUALITY, *EXTRA[task], "video_length"]
@@ -117,6 +123,11 @@ class Scorer:
             "video_captioner": lambda: models.Captioner.from_pretrained(c.video_captioner, rt, c.caption_tokens),
         }
         return make[name]()
+
+    def prepare(self, tasks: list[str]) -> None:
+        """Load every model these tasks' metrics read, so a bad model reference stops before any video is made."""
+        for name in dict.fromkeys(n for t in tasks for m in task_metrics(t) for n in NEEDS.get(m, ())):
+            self._model(name)
 
     def measure(self, name: str, s: Sample) -> float:
         few = spread(s.frames, self.config.frames)

@@ -95,17 +95,19 @@ def table_png(df: pd.DataFrame, path: Path, title: str) -> Path:
 
 
 def curves_png(df: pd.DataFrame, path: Path, title: str) -> Path:
-    """Figures 3-4: one panel per task, video quality and its six dimensions over iterations."""
+    """Figures 3-4: one panel per task, video quality, its six dimensions and the task's own metrics over
+    iterations."""
     plt = _plt()
     tasks = [t for t in EVAL_TASKS if t in set(df["task"])] or ["text-to-video"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, constrained_layout=True)
     for ax, task in zip(axes[0], tasks, strict=True):
         part = df[df["task"] == task]
-        for metric in CURVE_METRICS:
+        for metric in task_metrics(task)[:-1]:  # the task's own metrics dashed, length left out
             line = part[part["metric"] == metric].sort_values("iteration")
             if len(line):
                 ax.plot(line["iteration"], line["value"], marker="o", label=metric,
-                        linewidth=2.5 if metric == "video_quality" else 1)
+                        linewidth=2.5 if metric == "video_quality" else 1,
+                        linestyle="-" if metric in CURVE_METRICS else "--")
         ax.set_title(task)
         ax.set_xlabel("iteration")
         if len(part):

@@ -106,10 +106,12 @@ def evaluate_system(config: RoundConfig, checkpoint: str | None, label: str | No
 
     ev, about = config.eval, describe(checkpoint)
     label = label or (f"{ablation}-{about['label']}" if ablation else about["label"])
+    scorer = Scorer(ev, config.runtime)
+    scorer.prepare(ev.tasks)
     inputs = evalset.materialize(config, ev.tasks, ev.items_per_task, log)
     spec = evalset.load_set(ev.set)
     folder = reports_dir(config) / "videos" / label
-    tools, scorer = Toolbox(with_checkpoint(config, checkpoint)), Scorer(ev, config.runtime)
+    tools = Toolbox(with_checkpoint(config, checkpoint))
     items, key = [], scores_key(config, about["checkpoint_id"])
     for task in ev.tasks:
         for i, item in enumerate(spec[task][:ev.items_per_task]):
