@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from mora.cli_env import prefect_defaults
 
 console = Console()
 
@@ -58,8 +59,7 @@ def eval_cmd(
         load_set(cfg.eval.set)
     except errors as exc:
         _fail(str(exc))
-    os.environ.setdefault("PREFECT_HOME", str(Path(".mora/prefect").resolve()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_defaults()
     from mora.flows.evaluate import evaluate
 
     try:
