@@ -81,6 +81,8 @@ def test_mora_eval_ablations_writes_table_five(trained):
     table = pd.read_csv(reports_dir(cfg) / "ablations.csv")
     assert list(table["system"]) == ["Mora (full)", "w/o human review"]
     assert full.stat().st_mtime_ns == before  # the full system's scores were read back, not made again
+    connect = pd.read_csv(reports_dir(cfg) / "table-connect.csv")  # its other tasks' rows are kept
+    assert any(s.startswith("it2-") for s in connect["system"])
     assert (reports_dir(cfg) / "ablations.png").is_file()
 
 

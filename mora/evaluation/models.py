@@ -83,8 +83,10 @@ def _head_file(ref: ModelRef) -> Path:
         return found[0]
     from huggingface_hub import hf_hub_download, list_repo_files
 
-    name = next(f for f in list_repo_files(ref.id, revision=ref.revision) if f.endswith((".pth", ".pt")))
-    return Path(hf_hub_download(ref.id, name, revision=ref.revision))
+    names = [f for f in list_repo_files(ref.id, revision=ref.revision) if f.endswith((".pth", ".pt"))]
+    if not names:
+        raise ModelLoadError(f"eval.aesthetic_head: hub repo '{ref.id}' holds no .pth file")
+    return Path(hf_hub_download(ref.id, names[0], revision=ref.revision))
 
 
 def head_from_state(state: dict[str, torch.Tensor]) -> torch.nn.Module:

@@ -52,18 +52,13 @@ def scores_key(config: RoundConfig, checkpoint_id: str | None) -> str:
 
 def latest_checkpoint(config: RoundConfig, dataset: str | None = None) -> str | None:
     """The final checkpoint of the highest iteration that ``dataset`` (default the preset's) has trained."""
-    from mora.training.checkpoint import LINEAGE
+    from mora.round.history import final_checkpoint, trained_iterations
     from mora.training.trainer import checkpoint_root
 
     shards = config.shards.model_copy(update={"dataset": dataset or config.shards.dataset})
     root = checkpoint_root(config.model_copy(update={"shards": shards}))
-    best: tuple | None = None
-    for lineage in root.glob(f"iteration=*/*/step-*/{LINEAGE}") if root.is_dir() else []:
-        data = json.loads(lineage.read_text())
-        key = (data["iteration"], data["step"], lineage.stat().st_mtime)
-        if data.get("final") and (best is None or key > best[0]):
-            best = (key, str(lineage.parent))
-    return best[1] if best else None
+    done = trained_iterations(root)
+    return str(final_checkpoint(root, max(done))) if done else None
 
 
 def make_sample(tools, task: str, item: dict, index: int, seed: int, inputs: Path):
@@ -125,12 +120,15 @@ def evaluate_system(config: RoundConfig, checkpoint: str | None, label: str | No
             write_json_atomic(done, record)
             items.append(record)
             log(f"{label}: {task} #{i}: video quality {record['video_quality']:.4f}")
-    run = {"label": label, "checkpoint": checkpoint, "checkpoint_id": about["checkpoint_id"],
+    path = reports_dir(config) / "runs" / f"{label}.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    kept = earlier.get("summary", {}) if earlier.get("key") == key else {}  # tasks evaluated before, same settings
+    run = {"label": label, "checkpoint": checkpoint, "checkpoint_id": about["checkpoint_id"], "key": key,
            "iteration": about["iteration"] if iteration is None else iteration, "ablation": ablation,
            "dataset": config.shards.dataset, "set": ev.set, "inputs": str(inputs),
-           "created_at": datetime.now(UTC).isoformat(), "summary": summarize(items),
+           "created_at": datetime.now(UTC).isoformat(), "summary": kept | summarize(items),
            "seconds_per_video": {m: round(float(np.mean(s)), 5) for m, s in scorer.seconds.items()}}
-    write_json_atomic(reports_dir(config) / "runs" / f"{label}.json", run)
+    write_json_atomic(path, run)
     return run
 
 
