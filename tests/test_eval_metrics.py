@@ -160,6 +160,12 @@ def test_model_wrappers_shapes(scorer):
     assert clip.text(["a cat", "a dog"]).shape == (2, feats.shape[1])
     video = scorer._model("video")
     assert video.video(frames).shape == (32,)  # one embedding per video, whatever its length
+    from transformers import VideoMAEImageProcessor, XCLIPProcessor
+
+    real_layout = XCLIPProcessor(image_processor=VideoMAEImageProcessor(  # microsoft/xclip-*'s processor class
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}), tokenizer=video.processor.tokenizer)
+    as_released = type(video)(video.model, real_layout, video.device)
+    assert as_released.video(frames).shape == (32,) and as_released.similarity(frames, "a cat") <= 1.0
     caption = scorer._model("video_captioner").caption(list(frames[:2]), "video")
     assert isinstance(caption, str)
     assert scorer._model("object") is not scorer._model("clip")

@@ -153,7 +153,9 @@ class VideoText:
     def _pixels(self, frames: np.ndarray) -> torch.Tensor:
         idx = np.linspace(0, len(frames) - 1, self.num_frames).round().astype(int)  # X-CLIP reads a fixed count
         pixels = self.processor.image_processor(images=_images(frames[idx]), return_tensors="pt")["pixel_values"]
-        return pixels.unsqueeze(0).to(self.device, self.model.dtype)
+        if pixels.ndim == 4:  # an image processor gives [T, C, H, W]; X-CLIP's own (VideoMAE) gives [1, T, C, H, W]
+            pixels = pixels.unsqueeze(0)
+        return pixels.to(self.device, self.model.dtype)
 
     @torch.inference_mode()
     def video(self, frames: np.ndarray) -> torch.Tensor:
