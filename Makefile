@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 
 tiny: $(TINY)/.complete
 
-$(TINY)/.complete: $(STAMP) mora/models/tiny.py
+$(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
 
@@ -54,6 +54,7 @@ bench: setup tiny
 	$(PY) bench/judges.py
 	$(PY) bench/drift.py
 	$(PY) bench/train_step.py
+	$(PY) bench/eval.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mora.cli_env import prefect_defaults
+from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
 from mora.cli_train import self_train_cmd, train_cmd
 
@@ -24,6 +25,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(make_app, name="make")
 app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
+app.command("eval")(eval_cmd)
 console = Console()
 
 

@@ -177,6 +177,43 @@ class TrainingConfig(_Strict):
     output: Path | None = Field(None, description="checkpoint root; default SHARDS_ROOT/_checkpoints/DATASET")
 
 
+class CaptionerRef(_Strict):
+    """A multimodal model that writes captions (Video-Text Integration)."""
+
+    family: Literal["qwen2-vl", "llava-onevision"]
+    model: ModelRef
+
+
+EVAL_TASKS = ("text-to-video", "image-to-video", "extend", "video-to-video-edit", "connect", "digital-world")
+
+
+class EvalConfig(_Strict):
+    """``mora eval``: the models behind each metric (see the README's metric table) and the evaluation set."""
+
+    set: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="versioned evaluation set")
+    tasks: list[Literal[EVAL_TASKS]] = Field(default_factory=lambda: list(EVAL_TASKS), min_length=1)
+    items_per_task: int = Field(8, ge=1, le=1000, description="first N items of each task's set")
+    frames: int = Field(16, ge=2, le=256, description="frames sampled per video for model-backed metrics")
+    seed: int = Field(0, ge=0)
+    object_encoder: ModelRef = Field(ModelRef(id="facebook/dinov2-base"),
+                                     description="object consistency: DINO features (VBench: DINO ViT-B/16)")
+    clip: ModelRef = Field(ModelRef(id="openai/clip-vit-base-patch32"),
+                           description="background consistency and appearance style (VBench: CLIP ViT-B/32)")
+    aesthetic_clip: ModelRef = Field(ModelRef(id="openai/clip-vit-large-patch14"),
+                                     description="image features the aesthetic predictor reads (CLIP ViT-L/14)")
+    aesthetic_head: ModelRef = Field(ModelRef(id="trl-lib/ddpo-aesthetic-predictor"),
+                                     description="LAION aesthetic predictor weights: a .pth file, a folder or a "
+                                                 "hub repo holding one")
+    video_encoder: ModelRef = Field(ModelRef(id="microsoft/xclip-base-patch32"),
+                                    description="temporal style and extended-video consistency (paper: ViCLIP)")
+    text_embedder: ModelRef = Field(ModelRef(id="google-bert/bert-base-uncased"),
+                                    description="Video-Text Integration: caption embeddings")
+    image_captioner: CaptionerRef = CaptionerRef(
+        family="llava-onevision", model=ModelRef(id="llava-hf/llava-onevision-qwen2-0.5b-ov-hf"))
+    video_captioner: CaptionerRef = CaptionerRef(family="qwen2-vl", model=ModelRef(id="Qwen/Qwen2-VL-2B-Instruct"))
+    caption_tokens: int = Field(48, ge=4, le=512)
+
+
 class SelfTrainConfig(_Strict):
     iterations: int = Field(2, ge=1, le=1000, description="rounds of generate, curate, fine-tune (the paper: 6)")
     review: Literal["wait", "skip", "off"] = Field(
@@ -184,6 +221,7 @@ class SelfTrainConfig(_Strict):
                             "off: the no-human-review ablation (disagreements are dropped, never reviewed)")
     review_timeout_s: float = Field(3600.0, gt=0)
     review_poll_s: float = Field(30.0, gt=0)
+    evaluate: bool = Field(False, description="run mora eval on each new checkpoint (per-iteration curves)")
 
     @field_validator("review", mode="before")
     @classmethod
@@ -204,6 +242,7 @@ class RoundConfig(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     training: TrainingConfig = TrainingConfig()
     self_train: SelfTrainConfig = SelfTrainConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _distinct_judges(self) -> RoundConfig:
@@ -214,10 +253,11 @@ class RoundConfig(_Strict):
     def fingerprint(self) -> str:
         """Identifies what a round makes: the same config resumes the same round.
 
-        Training settings make no candidates, so they are left out; so is an unset checkpoint, which
+        Training and evaluation settings make no candidates, so they are left out; so is an unset checkpoint, which
         keeps the ids of rounds made before checkpoints existed.
         """
-        data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True})
+        data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
+                                                         "eval": True})
         if data["generation"]["checkpoint"] is None:
             del data["generation"]["checkpoint"]
         return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from mora.judges.processors import image_only
+from mora.models.tiny_eval import EVAL_BUILDERS
 from mora.prompts.synthesizer import corpus
 
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -323,6 +324,7 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "wan-flf2v": build_wan_flf2v,
     "qwen2-vl": build_qwen2_vl,
     "llava-onevision": build_llava_onevision,
+    **EVAL_BUILDERS,  # the evaluation's models (mora eval)
 }
 
 
