@@ -29,11 +29,45 @@ class ModelRef(_Strict):
         return f"{self.id}@{self.revision}" if self.revision else self.id
 
 
+class RayStage(_Strict):
+    """One stage's long-lived Ray workers (actors): how many, and what each reserves on its node."""
+
+    workers: int = Field(1, ge=1, le=4096)
+    cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker; also its torch threads (at least 1)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per worker; a fraction packs several workers on one GPU")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources, e.g. {node_a: 1}")
+
+
+class RayConfig(_Strict):
+    address: str = Field("", description="empty: start a local Ray instance for the run; 'auto' or "
+                                          "'ray://HOST:10001': join a running cluster")
+    generators: RayStage = RayStage()
+    judges: RayStage = RayStage()
+    num_cpus: int | None = Field(None, ge=1, description="a local instance only: CPUs it offers; default "
+                                                         "enough for every worker")
+    max_restarts: int = Field(2, ge=0, le=100, description="restarts of a worker whose process died")
+    runtime_env: dict = Field(default_factory=dict, description="Ray runtime environment of the workers, e.g. "
+                                                                "{env_vars: {HF_HOME: /models}}")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if v and v != "auto" and not v.startswith("ray://") and ":" not in v:
+            raise ValueError("must be empty (a local instance), 'auto', 'ray://HOST:10001' or HOST:6379")
+        return v
+
+
 class RuntimeConfig(_Strict):
     device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     cpu_offload: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's default")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: every set in this process, one after another; ray: generators and judges "
+                             "in long-lived Ray workers, streaming (runtime.ray)")
+    ray: RayConfig = RayConfig()
+    lease_s: float = Field(900.0, gt=0, description="a claimed set is free again this long after its driver "
+                                                    "stopped renewing the claim (a dead flow run)")
 
 
 class PromptConfig(_Strict):
@@ -210,10 +244,12 @@ class RoundConfig(_Strict):
     def fingerprint(self) -> str:
         """Identifies what a round makes: the same config resumes the same round.
 
-        Training settings make no candidates, so they are left out; so is an unset checkpoint, which
-        keeps the ids of rounds made before checkpoints existed.
+        Training settings make no candidates, so they are left out, and so are the engine and its
+        workers (every engine makes the same rows); so is an unset checkpoint, which keeps the ids of
+        rounds made before checkpoints existed.
         """
-        data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True})
+        data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
+                                                     "runtime": {"engine", "ray", "lease_s"}})
         if data["generation"]["checkpoint"] is None:
             del data["generation"]["checkpoint"]
         return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]

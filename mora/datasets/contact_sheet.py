@@ -16,10 +16,11 @@ from mora.media import decode, pick_frames
 THUMB = 64
 PAD = 4
 LABEL = 14
+MAX_SETS = 16  # sets on one sheet
 COLOURS = {"selected": (40, 180, 60), "gated": (210, 40, 40), "plain": (60, 60, 60)}
 
 
-def contact_sheet(rows: list[dict], frames_per_candidate: int = 3, max_sets: int = 16) -> Image.Image:
+def contact_sheet(rows: list[dict], frames_per_candidate: int = 3, max_sets: int = MAX_SETS) -> Image.Image:
     sets: dict[str, list[dict]] = {}
     for row in rows:
         sets.setdefault(row["set_id"], []).append(row)
