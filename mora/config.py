@@ -118,7 +118,10 @@ class GenerationConfig(_Strict):
 class JudgeServer(_Strict):
     """An OpenAI-compatible server (vLLM in production) that serves the judge's model."""
 
-    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8000/v1")
+    base_url: str | list[str] = Field(description="e.g. http://127.0.0.1:8000/v1, or a list: one server per GPU "
+                                                  "or node, requests go round-robin")
+    max_in_flight: int = Field(8, ge=1, le=1024, description="requests this worker keeps in flight at once "
+                                                            "across the servers (vLLM batches them)")
     served_model: str | None = Field(None, description="the name the server knows the model by; default model.id")
     api_key_env: str | None = Field("MORA_JUDGE_API_KEY", description="environment variable holding the key")
     timeout_s: float = Field(120.0, gt=0)
@@ -126,6 +129,18 @@ class JudgeServer(_Strict):
     top_logprobs: int = Field(20, ge=4, le=20, description="label-scores: answer tokens the server reports")
     constrained: bool = Field(False, description="free-text: vLLM structured outputs restrict the answer "
                                                  "to the valid rankings")
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, v: str | list[str]) -> str | list[str]:
+        urls = [v] if isinstance(v, str) else v
+        if not urls or any(not u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("needs one or more URLs starting with http:// or https://")
+        return v
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
 class JudgeConfig(_Strict):

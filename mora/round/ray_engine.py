@@ -68,6 +68,7 @@ class RayEngine:
         self.started_ray = False
         self.generators: list = []
         self.judges: list = []
+        self.given_again: list[str] = []  # sets whose worker died and which another worker made
 
     def _pool(self, stage_cls, stage: RayStage, label: str) -> list:
         r = self.config.runtime
@@ -83,6 +84,8 @@ class RayEngine:
         r = self.config.runtime.ray
         self.generators = self._pool(Generate, r.generators, "generator")
         self.judges = self._pool(Judge, r.judges, "judge")
+        # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
+        ray.get([actor.pid.remote() for actor in self.generators + self.judges])
         return self
 
     def __exit__(self, *exc) -> None:
@@ -145,8 +148,8 @@ class RayEngine:
                 judged.spans = {"generate": meta["span"], "judge": judge_meta["span"]}
                 yield judged
 
-    @staticmethod
-    def _lost(planned: PlannedPrompt, attempts: dict[str, int], stage: str) -> None:
+    def _lost(self, planned: PlannedPrompt, attempts: dict[str, int], stage: str) -> None:
+        self.given_again.append(planned.set_id)
         key = f"{stage}:{planned.set_id}"
         attempts[key] = attempts.get(key, 0) + 1
         if attempts[key] >= ATTEMPTS:

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import torch
+
 from mora.config import RoundConfig
 from mora.procedures.text_to_video import Candidate
 from mora.round import steps
@@ -56,6 +58,8 @@ class Stage:
 
     def setup(self) -> None:
         """Load this stage's models once per worker (they stay resident for every later set)."""
+        if self.config.runtime.threads:  # also when the models were cached already: bytes depend on it
+            torch.set_num_threads(self.config.runtime.threads)
         self.agents = steps.RoundAgents.load(self.config, self.parts)
 
 

@@ -22,7 +22,7 @@ from mora.round.summary import summarize, summary_markdown
 def write_prompts(config: RoundConfig, state: RoundState) -> list[PlannedPrompt]:
     planned = state.load_prompts()
     if planned is None:
-        planned = steps.plan_prompts(config, steps.RoundAgents.load(config).prompt)
+        planned = steps.plan_prompts(config, steps.RoundAgents.load(config, frozenset({"prompt"})).prompt)
         state.save_prompts(planned)
     sources = {s: sum(p.source == s for p in planned) for s in {p.source for p in planned}}
     get_run_logger().info("%d prompts (%s)", len(planned), ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())))
