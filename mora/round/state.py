@@ -93,6 +93,11 @@ class RoundState:
             rows.extend(self.set_table(p.set_id, columns).to_pylist())
         return rows
 
+    def video(self, row: dict) -> bytes:
+        """One candidate's video from its staged set, for rows read without theirs."""
+        table = self.set_table(row["set_id"].rsplit("/", 1)[-1], ["candidate_index", "video"])
+        return table.column("video")[table.column("candidate_index").to_pylist().index(row["candidate_index"])].as_py()
+
     def claims(self, lease_s: float) -> Claims:
         return Claims(self.dir / "claims", lease_s)
 

@@ -10,9 +10,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mora.config import RoundConfig
-from mora.datasets.contact_sheet import MAX_SETS, write_contact_sheet
+from mora.datasets.contact_sheet import write_contact_sheets
 from mora.review.pending import record_pending
 from mora.round import driver, steps
+from mora.round.history import earlier_prompts
 from mora.round.stages import JudgedSet
 from mora.round.state import PlannedPrompt, RoundState
 from mora.round.summary import summarize, summary_markdown
@@ -22,7 +23,8 @@ from mora.round.summary import summarize, summary_markdown
 def write_prompts(config: RoundConfig, state: RoundState) -> list[PlannedPrompt]:
     planned = state.load_prompts()
     if planned is None:
-        planned = steps.plan_prompts(config, steps.RoundAgents.load(config, frozenset({"prompt"})).prompt)
+        earlier = earlier_prompts(config.shards.root, config.shards.dataset, config.iteration)
+        planned = steps.plan_prompts(config, steps.RoundAgents.load(config, frozenset({"prompt"})).prompt, earlier)
         state.save_prompts(planned)
     sources = {s: sum(p.source == s for p in planned) for s in {p.source for p in planned}}
     get_run_logger().info("%d prompts (%s)", len(planned), ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())))
@@ -56,11 +58,9 @@ def send_to_review(config: RoundConfig, rows: list[dict], shards: list[Path]) ->
 @task(name="report", cache_policy=NO_CACHE)
 def report(config: RoundConfig, state: RoundState, rows: list[dict], shards: list[Path], pending: int,
            seconds: float) -> dict:
-    shown = list(dict.fromkeys(r["prompt_index"] for r in rows))[:MAX_SETS]  # the sheet's sets, with videos
-    sheet_rows = [r for i in shown for r in state.set_table(f"p{i:05d}").to_pylist()]
-    sheet = write_contact_sheet(sheet_rows, Path(config.shards.root) / "_reports" / config.shards.dataset /
-                                f"iteration={config.iteration}" / f"{config.round_id}-contact-sheet.png")
-    summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheet": str(sheet)}
+    folder = Path(config.shards.root) / "_reports" / config.shards.dataset / f"iteration={config.iteration}"
+    sheets = write_contact_sheets(rows, folder, config.round_id, video=state.video)  # videos read page by page
+    summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheets": list(map(str, sheets))}
     create_markdown_artifact(summary_markdown(summary), key="round-summary", description=config.round_id)
     create_table_artifact([{"what": k, "value": str(v)} for k, v in summary.items() if k != "shards"],
                           key="round-counts", description=config.round_id)
