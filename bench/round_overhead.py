@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mora-bench-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def bare_round(config) -> None:

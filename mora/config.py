@@ -29,11 +29,45 @@ class ModelRef(_Strict):
         return f"{self.id}@{self.revision}" if self.revision else self.id
 
 
+class RayStage(_Strict):
+    """One stage's long-lived Ray workers (actors): how many, and what each reserves on its node."""
+
+    workers: int = Field(1, ge=1, le=4096)
+    cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker; also its torch threads (at least 1)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per worker; a fraction packs several workers on one GPU")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources, e.g. {node_a: 1}")
+
+
+class RayConfig(_Strict):
+    address: str = Field("", description="empty: start a local Ray instance for the run; 'auto' or "
+                                          "'ray://HOST:10001': join a running cluster")
+    generators: RayStage = RayStage()
+    judges: RayStage = RayStage()
+    num_cpus: int | None = Field(None, ge=1, description="a local instance only: CPUs it offers; default "
+                                                         "enough for every worker")
+    max_restarts: int = Field(2, ge=0, le=100, description="restarts of a worker whose process died")
+    runtime_env: dict = Field(default_factory=dict, description="Ray runtime environment of the workers, e.g. "
+                                                                "{env_vars: {HF_HOME: /models}}")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if v and v != "auto" and not v.startswith("ray://") and ":" not in v:
+            raise ValueError("must be empty (a local instance), 'auto', 'ray://HOST:10001' or HOST:6379")
+        return v
+
+
 class RuntimeConfig(_Strict):
     device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     cpu_offload: bool = False
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's default")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: every set in this process, one after another; ray: generators and judges "
+                             "in long-lived Ray workers, streaming (runtime.ray)")
+    ray: RayConfig = RayConfig()
+    lease_s: float = Field(900.0, gt=0, description="a claimed set is free again this long after its driver "
+                                                    "stopped renewing the claim (a dead flow run)")
 
 
 class PromptConfig(_Strict):
@@ -84,7 +118,10 @@ class GenerationConfig(_Strict):
 class JudgeServer(_Strict):
     """An OpenAI-compatible server (vLLM in production) that serves the judge's model."""
 
-    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8000/v1")
+    base_url: str | list[str] = Field(description="e.g. http://127.0.0.1:8000/v1, or a list: one server per GPU "
+                                                  "or node, requests go round-robin")
+    max_in_flight: int = Field(8, ge=1, le=1024, description="requests this worker keeps in flight at once "
+                                                            "across the servers (vLLM batches them)")
     served_model: str | None = Field(None, description="the name the server knows the model by; default model.id")
     api_key_env: str | None = Field("MORA_JUDGE_API_KEY", description="environment variable holding the key")
     timeout_s: float = Field(120.0, gt=0)
@@ -92,6 +129,18 @@ class JudgeServer(_Strict):
     top_logprobs: int = Field(20, ge=4, le=20, description="label-scores: answer tokens the server reports")
     constrained: bool = Field(False, description="free-text: vLLM structured outputs restrict the answer "
                                                  "to the valid rankings")
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, v: str | list[str]) -> str | list[str]:
+        urls = [v] if isinstance(v, str) else v
+        if not urls or any(not u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("needs one or more URLs starting with http:// or https://")
+        return v
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
 class JudgeConfig(_Strict):
@@ -253,11 +302,12 @@ class RoundConfig(_Strict):
     def fingerprint(self) -> str:
         """Identifies what a round makes: the same config resumes the same round.
 
-        Training and evaluation settings make no candidates, so they are left out; so is an unset checkpoint, which
-        keeps the ids of rounds made before checkpoints existed.
+        Training and evaluation settings make no candidates, so they are left out, and so are the engine
+        and its workers (every engine makes the same rows); so is an unset checkpoint, which keeps the ids
+        of rounds made before checkpoints existed.
         """
         data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
-                                                         "eval": True})
+                                                     "eval": True, "runtime": {"engine", "ray", "lease_s"}})
         if data["generation"]["checkpoint"] is None:
             del data["generation"]["checkpoint"]
         return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]

@@ -69,3 +69,24 @@ def test_bad_files_and_override_syntax(tmp_path):
         load_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="field.path=VALUE"):
         parse_overrides(["prompts.count"])
+
+
+def test_the_engine_and_its_workers_are_no_part_of_the_round_id():
+    tiny = load_config(REPO / "configs" / "tiny.yaml")
+    on_ray = load_config(REPO / "configs" / "tiny.yaml", {
+        "runtime.engine": "ray", "runtime.ray.generators.workers": "8", "runtime.ray.address": "auto",
+        "runtime.lease_s": "60"})
+    assert on_ray.round_id == tiny.round_id and on_ray.runtime.ray.generators.workers == 8
+    gpu = load_config(REPO / "configs" / "ray-gpu.yaml")
+    assert gpu.runtime.engine == "ray" and gpu.runtime.ray.generators.gpus == 1
+    assert gpu.judges[0].server.urls == ["http://127.0.0.1:8001/v1"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"runtime.engine": "dask"}, r"runtime.engine.*'local' or 'ray'"),
+    ({"runtime.ray.address": "my-cluster"}, r"runtime.ray.address.*ray://HOST:10001"),
+    ({"runtime.ray.generators.workers": "0"}, r"runtime.ray.generators.workers"),
+])
+def test_engine_settings_are_checked_at_the_edge(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO / "configs" / "tiny.yaml", overrides)

@@ -16,7 +16,7 @@ import pytest
 
 from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, RuntimeConfig
 from mora.judges import load_judge
-from mora.judges.http import OpenAIJudge, label_scores, valid_rankings
+from mora.judges.http import OpenAIJudge, ServerPool, label_scores, valid_rankings
 from tests.conftest import RANKING_ANSWER, free_port
 from tests.test_judges import _candidates
 
@@ -66,6 +66,27 @@ def test_free_text_over_http_gives_the_same_ranking_as_in_process(judge_server, 
     assert r.ranking == same.ranking and r.scores == pytest.approx(same.scores)
 
 
+def test_several_servers_answer_the_orders_of_a_set_together(judge_server):
+    # two URLs of the one real server (127.0.0.1 and localhost): requests alternate, several in flight
+    url = judge_server["base_url"]
+    urls = [url, url.replace("127.0.0.1", "localhost")]
+    one = load_judge(_config(judge_server, method="free-text", orders=4), RuntimeConfig())
+    cfg = JudgeConfig(name="pool", family="qwen2-vl", model=ModelRef(id=judge_server["model"]), backend="openai",
+                      method="free-text", orders=4, video_input="frames",
+                      server=JudgeServer(base_url=urls, max_in_flight=4))
+    many = load_judge(cfg, RuntimeConfig())
+    a, b = one.rank(_candidates(), seed=0), many.rank(_candidates(), seed=0)
+    assert not b.abstained and b.ranking == a.ranking
+    assert [o["answer"] for o in b.per_order] == [o["answer"] for o in a.per_order]
+    assert set(many.pool.sent) == {u + "/" for u in urls} and many.pool.sent[urls[1] + "/"] >= 2
+    assert 1 < many.pool.peak <= 4
+
+
+def test_a_list_of_servers_must_all_be_urls():
+    with pytest.raises(ValueError, match="http://"):
+        JudgeServer(base_url=["http://127.0.0.1:8000/v1", "127.0.0.1:8001"])
+
+
 def test_label_scores_on_a_server_without_logprobs_fail_at_the_start_with_the_fix(judge_server):
     with pytest.raises(ConfigError, match=r"judges.1.method.*log-probabilities.*free-text") as err:
         load_judge(_config(judge_server), RuntimeConfig(), field="judges.1")
@@ -91,7 +112,7 @@ def test_nothing_listening_is_a_one_line_error_naming_the_url():
 def test_a_server_that_goes_away_mid_round_gives_abstentions_not_crashes(judge_server):
     cfg = _config(judge_server, method="free-text", retries=1)
     gone = httpx.Client(base_url=f"http://127.0.0.1:{free_port()}/v1/", timeout=2)
-    r = OpenAIJudge(cfg, gone).rank(_candidates(), seed=0)
+    r = OpenAIJudge(cfg, ServerPool([gone], 1)).rank(_candidates(), seed=0)
     assert r.abstained and "did not answer after 2 tries" in r.reason
 
 

@@ -8,6 +8,7 @@ review says so. Rounds of any size are paged into PNGs of a size a screen shows 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -35,7 +36,12 @@ def _sets(rows: list[dict]) -> list[list[dict]]:
     return [sorted(c, key=lambda r: r["candidate_index"]) for c in sets.values()]
 
 
-def contact_sheet_page(sets: list[list[dict]], page: int, pages: int) -> Image.Image:
+def row_video(row: dict) -> bytes:
+    return row["video"]
+
+
+def contact_sheet_page(sets: list[list[dict]], page: int, pages: int,
+                       video: Callable[[dict], bytes] = row_video) -> Image.Image:
     cands = max(len(s) for s in sets)
     cell_w, row_h, head = FRAMES * THUMB + 2 * PAD, THUMB + 2 * PAD + 18, 30
     sheet = Image.new("RGB", (TEXT_W + cands * (cell_w + PAD), head + len(sets) * (row_h + PAD)), (24, 24, 24))
@@ -56,7 +62,7 @@ def contact_sheet_page(sets: list[list[dict]], page: int, pages: int) -> Image.I
             x0 = TEXT_W + c * (cell_w + PAD)
             kind = "selected" if row["selected"] else "gated" if row["gate_failures"] else "plain"
             draw.rectangle([x0, y0, x0 + cell_w - 1, y0 + THUMB + 2 * PAD - 1], outline=COLOURS[kind], width=PAD - 2)
-            for f, frame in enumerate(pick_frames(decode(row["video"])[0], FRAMES)):
+            for f, frame in enumerate(pick_frames(decode(video(row))[0], FRAMES)):
                 sheet.paste(frame.resize((THUMB, THUMB)), (x0 + PAD + f * THUMB, y0 + PAD))
             note = f"#{row['candidate_index']}" + (" winner" if row["selected"] else "") + (
                 f" gate: {','.join(row['gate_failures'])}" if row["gate_failures"] else "")
@@ -65,14 +71,15 @@ def contact_sheet_page(sets: list[list[dict]], page: int, pages: int) -> Image.I
     return sheet
 
 
-def write_contact_sheets(rows: list[dict], folder: Path, round_id: str,
-                         sets_per_page: int = SETS_PER_PAGE) -> list[Path]:
-    """Every set, ``sets_per_page`` rows a page: ``ROUNDID-contact-sheet-NNN.png``."""
+def write_contact_sheets(rows: list[dict], folder: Path, round_id: str, sets_per_page: int = SETS_PER_PAGE,
+                         video: Callable[[dict], bytes] = row_video) -> list[Path]:
+    """Every set, ``sets_per_page`` rows a page: ``ROUNDID-contact-sheet-NNN.png``; ``video(row)`` reads a
+    candidate's video where rows come without theirs (a big round keeps them on disk)."""
     sets = _sets(rows)
     pages = [sets[i:i + sets_per_page] for i in range(0, len(sets), sets_per_page)]
     paths = []
     for n, page in enumerate(pages, start=1):
-        sheet = contact_sheet_page(page, n, len(pages))
+        sheet = contact_sheet_page(page, n, len(pages), video)
         path = Path(folder) / f"{round_id}-contact-sheet-{n:03d}.png"
         paths.append(write_atomic(path, lambda tmp, s=sheet: s.save(tmp, format="PNG")))
     return paths

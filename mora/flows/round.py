@@ -9,15 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from mora.config import load_config
-from mora.round.state import RoundState
-from mora.tasks.round import (
-    judge_candidates,
-    make_candidates,
-    report,
-    send_to_review,
-    write_iteration_shards,
-    write_prompts,
-)
+from mora.round.state import WITHOUT_VIDEO, RoundState
+from mora.tasks.round import make_sets, report, send_to_review, write_prompts
 
 
 @flow(name="dataset-round")
@@ -32,13 +25,10 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
         return state.summary()
     started_at = datetime.fromisoformat(state.started_at(datetime.now(UTC).isoformat()))
     prompts = write_prompts(config, state)
-    for planned in prompts:
-        if state.has_set(planned.set_id):
-            continue
-        candidates, videos = make_candidates(config, planned)
-        judge_candidates(config, state, planned, candidates, videos, started_at)
-    rows = quote(state.load_rows(prompts))  # quoted: Prefect need not walk every row's fields
-    shards = write_iteration_shards(config, rows)
+    # generation and judging stream through runtime.engine (local, or Ray actors); shards roll as sets finish
+    shards = make_sets(config, state, prompts, started_at)
+    # every row but its video (those stay in the shards); quoted: Prefect need not walk every row's fields
+    rows = quote(state.load_rows(prompts, columns=WITHOUT_VIDEO))
     # the no-human-review ablation: disagreements stay undecided and are never trained on
     pending = send_to_review(config, rows, shards) if config.self_train.review != "off" else 0
     return report(config, state, rows, shards, pending, time.perf_counter() - start)

@@ -15,7 +15,11 @@ import io
 import itertools
 import math
 import os
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -71,29 +75,83 @@ def valid_rankings(n: int) -> list[str]:
     return [" > ".join(LABELS[i] for i in p) for p in itertools.permutations(range(n))]
 
 
+class ServerPool:
+    """A judge's servers (one vLLM per GPU or node) with at most ``max_in_flight`` requests at once.
+
+    Each request goes to the next server in turn (a retry too, so it lands on another one); the
+    orders of a set are asked together, so every server's continuous batching has work queued.
+    """
+
+    def __init__(self, clients: list[httpx.Client], max_in_flight: int):
+        self.clients, self.max_in_flight = clients, max_in_flight
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.sent: Counter[str] = Counter()  # requests per server
+        self.in_flight = self.peak = 0
+
+    def next(self) -> httpx.Client:
+        with self._lock:
+            client = self.clients[next(self._turn) % len(self.clients)]
+            self.sent[str(client.base_url)] += 1
+        return client
+
+    def map(self, fn: Callable, items: list) -> list:
+        """``[fn(x) for x in items]``, at most ``max_in_flight`` running at once in this process."""
+        if self.max_in_flight == 1 or len(items) == 1:
+            return [fn(x) for x in items]
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="mora-judge-http")
+
+        def counted(x):
+            with self._lock:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            try:
+                return fn(x)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+
+        return list(self._executor.map(counted, items))
+
+
 class OpenAIJudge(Judge):
     backend = "openai"
 
-    def __init__(self, config: JudgeConfig, client: httpx.Client):
+    def __init__(self, config: JudgeConfig, pool: ServerPool):
         super().__init__(config)
-        self.client, self.server = client, config.server
+        self.pool, self.server = pool, config.server
+
+    @property
+    def client(self) -> httpx.Client:
+        """The server the next request goes to."""
+        return self.pool.next()
 
     @classmethod
     def connect(cls, config: JudgeConfig, field: str = "judges") -> OpenAIJudge:
-        """A judge on the configured server, probed once per process."""
+        """A judge on the configured servers, each probed once per process."""
         s = config.server
         key = os.environ.get(s.api_key_env) if s.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
 
-        def probe() -> httpx.Client:
-            client = httpx.Client(base_url=s.base_url.rstrip("/") + "/", headers=headers, timeout=s.timeout_s)
-            _probe(client, config, field)
-            return client
+        def probe() -> ServerPool:
+            clients = []
+            for url in s.urls:
+                client = httpx.Client(base_url=url.rstrip("/") + "/", headers=headers, timeout=s.timeout_s)
+                _probe(client, config, field)
+                clients.append(client)
+            return ServerPool(clients, s.max_in_flight)
 
         key_id = hashlib.sha256(key.encode()).hexdigest()[:12] if key else None  # the key itself stays out
-        client = once(("judge-server", s.base_url, s.served_model or config.model.id, config.method,
-                       s.constrained, s.top_logprobs, key_id), probe)
-        return cls(config, client)
+        pool = once(("judge-server", tuple(s.urls), s.served_model or config.model.id, config.method,
+                     s.constrained, s.top_logprobs, s.max_in_flight, key_id), probe)
+        return cls(config, pool)
+
+    def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
+        """Every order at once, spread over the servers."""
+        return self.pool.map(lambda order: self.ask(candidates, order), orders)
 
     def body(self, messages: list[dict], n: int) -> dict:
         s = self.server
@@ -150,31 +208,31 @@ class OpenAIJudge(Judge):
 
 def _probe(client: httpx.Client, config: JudgeConfig, field: str) -> None:
     """One tiny text request with the method's features; a refusal is a config error, said once."""
-    s = config.server
-    judge = OpenAIJudge(config, client)
+    s, url = config.server, str(client.base_url).rstrip("/")
+    judge = OpenAIJudge(config, ServerPool([client], 1))
     body = judge.body([{"role": "user", "content": "Answer with the letter A."}], 4)
     body["max_tokens"] = 1
     try:
         resp = client.post("chat/completions", json=body)
     except httpx.TransportError as exc:
-        raise ConfigError(f"config field '{field}.server.base_url': nothing answers at {s.base_url} "
+        raise ConfigError(f"config field '{field}.server.base_url': nothing answers at {url} "
                           f"({type(exc).__name__}); start the judge server (e.g. vllm serve MODEL) or fix the URL"
                           ) from None
     detail = " ".join(resp.text.split())[:160]
     if resp.status_code in (401, 403):
-        raise ConfigError(f"config field '{field}.server.api_key_env': the server at {s.base_url} refused the key "
+        raise ConfigError(f"config field '{field}.server.api_key_env': the server at {url} refused the key "
                           f"(HTTP {resp.status_code}); put a valid key in ${s.api_key_env}")
     if resp.status_code >= 400:
         if resp.status_code == 404 or not (config.method == "label-scores" or s.constrained):
-            raise ConfigError(f"config field '{field}.server.served_model': the server at {s.base_url} refused a chat "
+            raise ConfigError(f"config field '{field}.server.served_model': the server at {url} refused a chat "
                               f"request for '{body['model']}' (HTTP {resp.status_code}: {detail}); set the name "
                               "it serves")
         if config.method == "label-scores":
-            raise ConfigError(f"config field '{field}.method': the server at {s.base_url} refused log-probabilities "
+            raise ConfigError(f"config field '{field}.method': the server at {url} refused log-probabilities "
                               f"(HTTP {resp.status_code}: {detail}); use method free-text with this server")
-        raise ConfigError(f"config field '{field}.server.constrained': the server at {s.base_url} refused structured "
+        raise ConfigError(f"config field '{field}.server.constrained': the server at {url} refused structured "
                           f"outputs (HTTP {resp.status_code}: {detail}); set constrained: false")
     if config.method == "label-scores":
         if not (resp.json().get("choices") or [{}])[0].get("logprobs"):
-            raise ConfigError(f"config field '{field}.method': the server at {s.base_url} returns no "
+            raise ConfigError(f"config field '{field}.method': the server at {url} returns no "
                               "log-probabilities; use method free-text with this server")

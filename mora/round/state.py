@@ -1,8 +1,9 @@
 """What a round has finished, on disk, so that a crashed round resumes where it stopped.
 
-``ROOT/_state/DATASET/rounds/ROUND_ID/`` holds the planned prompts and one staged Parquet file per
-finished candidate set; the shards are assembled from them at the end. Every file is written
-atomically, so a crash leaves either a whole set or none.
+``ROOT/_state/DATASET/rounds/ROUND_ID/`` holds the planned prompts, one staged Parquet file per
+finished candidate set (the shards are rolled from them as their sets finish), the claims of sets
+in the making (``mora.round.claims``) and a record of which worker made each set. Every file is
+written atomically, so a crash leaves either a whole set or none.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from mora.atomic import write_json_atomic
 from mora.config import RoundConfig
 from mora.datasets.schema import SCHEMA
 from mora.datasets.shards import write_parquet
+from mora.round.claims import Claims
+
+WITHOUT_VIDEO = [name for name in SCHEMA.names if name != "video"]
 
 
 @dataclass
@@ -79,8 +83,29 @@ class RoundState:
     def save_set(self, set_id: str, rows: list[dict]) -> None:
         write_parquet(pa.Table.from_pylist(rows, schema=SCHEMA), self._set_path(set_id))
 
-    def load_rows(self, prompts: list[PlannedPrompt]) -> list[dict]:
+    def set_table(self, set_id: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self._set_path(set_id), schema=SCHEMA, columns=columns)
+
+    def load_rows(self, prompts: list[PlannedPrompt], columns: list[str] | None = None) -> list[dict]:
+        """The staged rows of these sets; ``columns=WITHOUT_VIDEO`` keeps a big round's videos on disk."""
         rows = []
         for p in prompts:
-            rows.extend(pq.read_table(self._set_path(p.set_id), schema=SCHEMA).to_pylist())
+            rows.extend(self.set_table(p.set_id, columns).to_pylist())
         return rows
+
+    def video(self, row: dict) -> bytes:
+        """One candidate's video from its staged set, for rows read without theirs."""
+        table = self.set_table(row["set_id"].rsplit("/", 1)[-1], ["candidate_index", "video"])
+        return table.column("video")[table.column("candidate_index").to_pylist().index(row["candidate_index"])].as_py()
+
+    def claims(self, lease_s: float) -> Claims:
+        return Claims(self.dir / "claims", lease_s)
+
+    def record_made(self, set_id: str, owner: str, made_by: dict) -> None:
+        """Who made a set, one file per (set, driver): a set made twice would show two."""
+        write_json_atomic(self.dir / "made" / f"{set_id}.{owner}.json", {"set_id": set_id, "driver": owner,
+                                                                          **made_by})
+
+    def made(self) -> list[dict]:
+        folder = self.dir / "made"
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []

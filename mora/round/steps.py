@@ -39,19 +39,25 @@ class RoundAgents:
     """Every model a round needs, loaded once per worker process (see ``mora.agents.loading``)."""
 
     prompt: PromptAgent | None
-    text_to_image: TextToImageAgent
-    image_to_video: ImageToVideoAgent
+    text_to_image: TextToImageAgent | None
+    image_to_video: ImageToVideoAgent | None
     judges: list[Judge]
 
     @classmethod
-    def load(cls, config: RoundConfig) -> RoundAgents:
+    def load(cls, config: RoundConfig, parts: frozenset[str] = frozenset({"prompt", "generation", "judges"})
+             ) -> RoundAgents:
+        """The agents of ``parts``; a stage worker loads only what its stage uses (None or [] for the rest)."""
         rt, p, gen = config.runtime, config.prompts, config.generation
         prompt = (PromptAgent.from_pretrained(p.model, rt, max_new_tokens=p.max_new_tokens,
-                                              temperature=p.temperature) if p.model else None)
+                                              temperature=p.temperature) if p.model and "prompt" in parts else None)
+        generation = "generation" in parts
         return cls(prompt=prompt,
-                   text_to_image=TextToImageAgent.from_pretrained(gen.text_to_image, rt, gen.checkpoint),
-                   image_to_video=ImageToVideoAgent.from_pretrained(gen.image_to_video, rt, gen.checkpoint),
-                   judges=[load_judge(j, rt, f"judges.{i}") for i, j in enumerate(config.judges)])
+                   text_to_image=TextToImageAgent.from_pretrained(gen.text_to_image, rt, gen.checkpoint)
+                   if generation else None,
+                   image_to_video=ImageToVideoAgent.from_pretrained(gen.image_to_video, rt, gen.checkpoint)
+                   if generation else None,
+                   judges=[load_judge(j, rt, f"judges.{i}") for i, j in enumerate(config.judges)]
+                   if "judges" in parts else [])
 
 
 def plan_prompts(config: RoundConfig, agent: PromptAgent | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:

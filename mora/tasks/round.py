@@ -11,11 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from mora.config import RoundConfig
 from mora.datasets.contact_sheet import write_contact_sheets
-from mora.datasets.shards import write_shards
-from mora.procedures.text_to_video import Candidate
 from mora.review.pending import record_pending
-from mora.round import steps
+from mora.round import driver, steps
 from mora.round.history import earlier_prompts
+from mora.round.stages import JudgedSet
 from mora.round.state import PlannedPrompt, RoundState
 from mora.round.summary import summarize, summary_markdown
 
@@ -25,35 +24,27 @@ def write_prompts(config: RoundConfig, state: RoundState) -> list[PlannedPrompt]
     planned = state.load_prompts()
     if planned is None:
         earlier = earlier_prompts(config.shards.root, config.shards.dataset, config.iteration)
-        planned = steps.plan_prompts(config, steps.RoundAgents.load(config).prompt, earlier)
+        planned = steps.plan_prompts(config, steps.RoundAgents.load(config, frozenset({"prompt"})).prompt, earlier)
         state.save_prompts(planned)
     sources = {s: sum(p.source == s for p in planned) for s in {p.source for p in planned}}
     get_run_logger().info("%d prompts (%s)", len(planned), ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())))
     return planned
 
 
-@task(name="make-candidates", cache_policy=NO_CACHE, task_run_name="make-candidates-{planned.set_id}")
-def make_candidates(config: RoundConfig, planned: PlannedPrompt) -> tuple[list[Candidate], list[bytes]]:
-    candidates = steps.make_candidates(config, steps.RoundAgents.load(config), planned)
-    return candidates, steps.encode_candidates(config, candidates)
+@task(name="make-sets", cache_policy=NO_CACHE)
+def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPrompt], started_at: datetime
+              ) -> list[Path]:
+    """Every unfinished set through the configured engine, staged and rolled into shards as it finishes."""
+    log = get_run_logger()
+    done = state.done_count()
+    log.info("%d of %d sets to make on the %s engine", len(prompts) - done, len(prompts), config.runtime.engine)
 
+    def on_set(judged: JudgedSet) -> None:
+        log.info("%s: %s (%s; criterion %s; made by %s)", judged.planned.set_id, judged.decision, judged.reason,
+                 judged.criterion, judged.made_by.get("worker", "?"))
 
-@task(name="judge-candidates", cache_policy=NO_CACHE, task_run_name="judge-candidates-{planned.set_id}")
-def judge_candidates(config: RoundConfig, state: RoundState, planned: PlannedPrompt, candidates: list[Candidate],
-                     videos: list[bytes], started_at: datetime) -> str:
-    rows, decision, criterion = steps.decide_set(config, steps.RoundAgents.load(config), planned, candidates,
-                                                 videos, started_at)
-    state.save_set(planned.set_id, rows)
-    get_run_logger().info("%s: %s (%s; criterion %s)", planned.set_id, decision.decision, decision.reason,
-                          criterion.key)
-    return decision.decision
-
-
-@task(name="write-shards", cache_policy=NO_CACHE)
-def write_iteration_shards(config: RoundConfig, rows: list[dict]) -> list[Path]:
-    s = config.shards
-    paths = write_shards(rows, s.root, s.dataset, config.iteration, config.round_id, s.max_rows_per_shard)
-    get_run_logger().info("wrote %d rows to %s", len(rows), ", ".join(map(str, paths)))
+    paths = driver.make_sets(config, state, prompts, started_at, on_set=on_set)
+    log.info("shards: %s", ", ".join(map(str, paths)))
     return paths
 
 
@@ -68,7 +59,7 @@ def send_to_review(config: RoundConfig, rows: list[dict], shards: list[Path]) ->
 def report(config: RoundConfig, state: RoundState, rows: list[dict], shards: list[Path], pending: int,
            seconds: float) -> dict:
     folder = Path(config.shards.root) / "_reports" / config.shards.dataset / f"iteration={config.iteration}"
-    sheets = write_contact_sheets(rows, folder, config.round_id)
+    sheets = write_contact_sheets(rows, folder, config.round_id, video=state.video)  # videos read page by page
     summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheets": list(map(str, sheets))}
     create_markdown_artifact(summary_markdown(summary), key="round-summary", description=config.round_id)
     create_table_artifact([{"what": k, "value": str(v)} for k, v in summary.items() if k != "shards"],

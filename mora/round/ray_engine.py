@@ -1,0 +1,157 @@
+"""The Ray engine: generators and judges in long-lived Ray actors, streaming set after set.
+
+Why actors (see the README, "Scaling out"): a stage's models must stay resident, and a Ray remote
+*function* that asks for GPUs leaves its worker after every call; an actor keeps what ``setup()``
+loaded for its whole life. The driver schedules the two actor pools itself, which Ray Data's
+``map_batches`` would hide: it pulls the next claimed set only when a generator is free, keeps at
+most two made sets per judge waiting, hands a made set to a judge by reference (the videos go from
+actor to actor through Ray's object store), and gives a set whose worker died to another worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+import ray
+from ray.exceptions import RayActorError
+
+from mora.config import RayStage, RoundConfig
+from mora.round.stages import Generate, Judge, JudgedSet, timed, worker_identity
+from mora.round.state import PlannedPrompt
+
+ATTEMPTS = 3  # workers a set may be given before the round fails on it
+
+
+class StageWorker:
+    """One stage in one Ray actor: ``setup()`` when the actor starts (or restarts), then ``process()``."""
+
+    def __init__(self, stage_cls, config: RoundConfig, name: str, cwd: str, threads: int):
+        import torch
+
+        if os.path.isdir(cwd):  # presets name model folders relative to the driver's directory
+            os.chdir(cwd)
+        torch.set_num_threads(threads)
+        self.stage = stage_cls(config)
+        self.stage.setup()
+        self.identity = {"worker": name, **worker_identity(ray.get_runtime_context().get_node_id())}
+
+    def process(self, *args):
+        out, span = timed(self.stage.process, *args)
+        return out, {"span": span, **self.identity}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def connect(config: RoundConfig) -> bool:
+    """Join the configured cluster, or start a local instance; True when this call started Ray."""
+    if ray.is_initialized():  # a caller (a test, a notebook) connected already
+        return False
+    r = config.runtime.ray
+    kwargs = {"runtime_env": r.runtime_env or None, "include_dashboard": False, "log_to_driver": False}
+    if r.address:
+        ray.init(address=r.address, **kwargs)
+    else:
+        wanted = sum(s.workers * max(s.cpus, 0) for s in (r.generators, r.judges))
+        ray.init(num_cpus=r.num_cpus or max(os.cpu_count() or 1, int(wanted + 0.999)), **kwargs)
+    return True
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self, config: RoundConfig):
+        self.config = config
+        self.started_ray = False
+        self.generators: list = []
+        self.judges: list = []
+        self.given_again: list[str] = []  # sets whose worker died and which another worker made
+
+    def _pool(self, stage_cls, stage: RayStage, label: str) -> list:
+        r = self.config.runtime
+        actor = ray.remote(StageWorker).options(
+            num_cpus=stage.cpus, num_gpus=stage.gpus, resources=stage.resources or None,
+            max_restarts=r.ray.max_restarts, max_task_retries=0)
+        threads = r.threads or max(1, int(stage.cpus))
+        return [actor.remote(stage_cls, self.config, f"{label}-{i}", os.getcwd(), threads)
+                for i in range(stage.workers)]
+
+    def __enter__(self) -> RayEngine:
+        self.started_ray = connect(self.config)
+        r = self.config.runtime.ray
+        self.generators = self._pool(Generate, r.generators, "generator")
+        self.judges = self._pool(Judge, r.judges, "judge")
+        # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
+        ray.get([actor.pid.remote() for actor in self.generators + self.judges])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for actor in self.generators + self.judges:
+            ray.kill(actor)
+        if self.started_ray:
+            ray.shutdown()
+
+    def run(self, items: Iterable[PlannedPrompt], started_at: datetime) -> Iterator[JudgedSet]:
+        """Judged sets as they finish; generating set k+1 overlaps judging set k."""
+        items = iter(items)
+        retry: deque[PlannedPrompt] = deque()
+        made: deque[tuple] = deque()  # (planned, made ref, generator meta) waiting for a judge
+        making: dict = {}  # meta ref -> (actor, planned, made ref)
+        judging: dict = {}  # judged ref -> (actor, planned, made ref, generator meta)
+        free_gen, free_judge = list(self.generators), list(self.judges)
+        attempts: dict[str, int] = {}
+        exhausted = False
+        while True:
+            while free_gen and len(made) + len(making) < 2 * len(self.judges) + len(self.generators):
+                if retry:
+                    planned = retry.popleft()
+                elif exhausted or (planned := next(items, None)) is None:
+                    exhausted = True
+                    break
+                actor = free_gen.pop(0)
+                made_ref, meta_ref = actor.process.options(num_returns=2).remote(planned)
+                making[meta_ref] = (actor, planned, made_ref)
+            while free_judge and made:
+                planned, made_ref, meta = made.popleft()
+                actor = free_judge.pop(0)
+                judging[actor.process.remote(made_ref, started_at)] = (actor, planned, made_ref, meta)
+            if not making and not judging:
+                if made or retry:
+                    raise RuntimeError("the Ray engine has no live workers left for the round's sets")
+                return
+            [ready], _ = ray.wait([*making, *judging], num_returns=1)
+            if ready in making:
+                actor, planned, made_ref = making.pop(ready)
+                try:
+                    meta = ray.get(ready)
+                except RayActorError:
+                    self._lost(planned, attempts, "generator")
+                    retry.append(planned)
+                    free_gen.append(actor)  # restarting (calls wait for it) or dead (calls fail fast)
+                    continue
+                free_gen.append(actor)
+                made.append((planned, made_ref, meta))
+            else:
+                actor, planned, made_ref, meta = judging.pop(ready)
+                try:
+                    judged, judge_meta = ray.get(ready)
+                except RayActorError:
+                    self._lost(planned, attempts, "judge")
+                    made.appendleft((planned, made_ref, meta))
+                    free_judge.append(actor)
+                    continue
+                free_judge.append(actor)
+                judged.made_by = {k: v for k, v in meta.items() if k != "span"}
+                judged.spans = {"generate": meta["span"], "judge": judge_meta["span"]}
+                yield judged
+
+    def _lost(self, planned: PlannedPrompt, attempts: dict[str, int], stage: str) -> None:
+        self.given_again.append(planned.set_id)
+        key = f"{stage}:{planned.set_id}"
+        attempts[key] = attempts.get(key, 0) + 1
+        if attempts[key] >= ATTEMPTS:
+            raise RuntimeError(f"set {planned.set_id}: its {stage} worker died {ATTEMPTS} times; see the Ray logs "
+                               "(`ray logs`), or raise runtime.ray.max_restarts")

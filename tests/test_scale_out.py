@@ -1,0 +1,128 @@
+"""The Ray engine on a real two-node Ray cluster on this machine (ray.cluster_utils.Cluster), no mocks.
+
+One cluster serves the module: a head and a second node, two CPUs and one generator ``slot`` each.
+Video bytes match the local engine only at the same torch thread count (CPU float reductions depend
+on it), so these rounds set runtime.threads: 1 for every engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+import torch
+from ray.cluster_utils import Cluster
+
+from mora.config import load_config
+from mora.flows.round import dataset_round
+from mora.round import driver, steps
+from mora.round.engines import LocalEngine
+from mora.round.ray_engine import RayEngine
+from mora.round.state import RoundState
+
+pytestmark = pytest.mark.slow
+
+BASE = {"generation.num_frames": "9", "runtime.threads": "1", "runtime.ray.judges.cpus": "0.5"}
+VARYING = ["created_at", "generation_seconds", "round_started_at"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    threads = torch.get_num_threads()  # runtime.threads sets it for the whole process: give it back after
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "resources": {"slot": 1}})
+    nodes.add_node(num_cpus=2, resources={"slot": 1})
+    ray.init(address=nodes.address, include_dashboard=False, log_to_driver=False)
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+def _plan(config) -> list:
+    state = RoundState(config)
+    planned = state.load_prompts() or steps.plan_prompts(config, steps.RoundAgents.load(config, {"prompt"}).prompt)
+    state.save_prompts(planned)
+    return planned
+
+
+def _shards(config) -> pd.DataFrame:
+    return pd.read_parquet(Path(config.shards.root) / config.shards.dataset).sort_values(["set_id", "candidate_index"])
+
+
+def _verdicts(df: pd.DataFrame) -> list:
+    return [[(j["ranking"].tolist(), j["scores"].tolist(), j["abstained"]) for j in row] for row in df.judges]
+
+
+def test_ray_round_on_two_nodes_makes_the_rows_of_the_local_engine(cluster, tiny_config_file, tmp_path):
+    ray_set = {**BASE, "prompts.count": "4", "runtime.engine": "ray", "runtime.ray.generators.workers": "2",
+               "runtime.ray.generators.resources": "{slot: 1}", "shards.root": str(tmp_path / "ray")}
+    summary = dataset_round(str(tiny_config_file), ray_set)
+    on_ray = load_config(tiny_config_file, ray_set)
+    assert summary["prompts"] == 4 and summary["candidates"] == 16
+
+    local = load_config(tiny_config_file, {**ray_set, "runtime.engine": "local", "shards.root": str(tmp_path / "l")})
+    assert local.round_id == on_ray.round_id  # the engine is no part of what a round makes
+    driver.make_sets(local, RoundState(local), _plan(local), datetime.now(UTC))
+
+    a, b = _shards(on_ray), _shards(local)
+    assert len(a) == 16 and list(a.video) == list(b.video)  # the same bytes, whatever made them
+    pd.testing.assert_frame_equal(a.drop(columns=VARYING + ["video", "judges"]).reset_index(drop=True),
+                                  b.drop(columns=VARYING + ["video", "judges"]).reset_index(drop=True))
+    assert _verdicts(a) == _verdicts(b)  # each judge's ranking and scores (not its timing)
+    made = RoundState(on_ray).made()
+    assert sorted(m["set_id"] for m in made) == ["p00000", "p00001", "p00002", "p00003"]
+    assert len({m["node"] for m in made}) == 2  # one generator per node, both used
+    assert {m["worker"] for m in made} == {"generator-0", "generator-1"}
+
+
+def test_a_killed_generator_loses_and_duplicates_no_set(cluster, tiny_config_file):
+    config = load_config(tiny_config_file, {**BASE, "prompts.count": "5", "runtime.engine": "ray",
+                                            "runtime.ray.generators.workers": "2"})
+    state, engine, killed = RoundState(config), RayEngine(config), []
+
+    def kill_once(judged) -> None:  # generators are busy on the next sets by now: one dies mid-set
+        if not killed:
+            killed.append(ray.get(engine.generators[0].pid.remote()))
+            ray.kill(engine.generators[0], no_restart=False)
+
+    paths = driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine, on_set=kill_once)
+    assert killed and engine.given_again  # a set was in the dead worker's hands and was made again
+    made = [m["set_id"] for m in state.made()]
+    assert sorted(made) == [f"p{i:05d}" for i in range(5)]  # each set made once
+    df = pd.read_parquet(paths[0])
+    assert len(df) == 20 and df.groupby("set_id").size().eq(4).all()
+
+
+def test_two_flow_runs_of_one_round_make_each_set_once(cluster, tiny_config_file):
+    overrides = {**BASE, "prompts.count": "4", "runtime.engine": "ray", "runtime.ray.generators.cpus": "0.5"}
+    config = load_config(tiny_config_file, overrides)
+    _plan(config)  # both runs read the planned prompts: the prompt model runs once, in this thread
+    summaries: list[dict] = []
+    runs = [threading.Thread(target=lambda: summaries.append(dataset_round(str(tiny_config_file), overrides)))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert len(summaries) == 2 and summaries[0]["candidates"] == summaries[1]["candidates"] == 16
+    made = RoundState(config).made()
+    assert sorted(m["set_id"] for m in made) == [f"p{i:05d}" for i in range(4)]
+    assert len(_shards(config)) == 16
+
+
+def test_the_local_engine_is_the_same_stages_in_a_loop(tiny_config_file):
+    config = load_config(tiny_config_file, {**BASE, "prompts.count": "1"})
+    planned = _plan(config)
+    with LocalEngine(config) as engine:
+        [judged] = list(engine.run(planned, datetime.now(UTC)))
+    assert judged.made_by["worker"] == "local" and len(judged.rows) == 4
+    assert judged.spans["generate"][1] <= judged.spans["judge"][0]  # one after the other, no overlap
