@@ -96,9 +96,15 @@ def _wait_for(deployed, run_id: str, states: set[str], timeout_s: float = 420) -
     raise AssertionError(f"run {run_id} never reached {states}: {worker}")
 
 
-def _log_lines(deployed, run_id: str) -> str:
-    logs = _api(deployed, "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
-    return "\n".join(entry["message"] for entry in logs)
+def _logged(deployed, run_id: str, text: str, timeout_s: float = 90) -> bool:
+    """Whether the run logged ``text``; its logs reach the server in batches, after the run's final state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs = _api(deployed, "POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}},
+                                                             "limit": 200})
+        if any(text in entry["message"] for entry in logs) or time.monotonic() > deadline:
+            return any(text in entry["message"] for entry in logs)
+        time.sleep(2)
 
 
 def test_nightly_round_runs_twice_through_a_worker_and_advances(deployed):
@@ -125,13 +131,13 @@ def test_self_train_suspends_for_reviewers_and_review_sync_resumes_it(deployed):
 
     sync = _run(deployed, "collect-reviews/review-sync", {"root": "mora-data", "dataset": dataset})
     _wait_for(deployed, sync, {"COMPLETED"})  # before the deadline, with no review server: nothing resumed
-    assert "no review server" in _log_lines(deployed, sync)
+    assert _logged(deployed, sync, "no review server")
     assert _api(deployed, "GET", f"/flow_runs/{run_id}")["state"]["type"] == "PAUSED"
 
     time.sleep(max(0.0, 26 - (time.time() - _started(suspended))))  # the review deadline passes
     sync = _run(deployed, "collect-reviews/review-sync", {"root": "mora-data", "dataset": dataset})
     _wait_for(deployed, sync, {"COMPLETED"})
-    assert f"resumed self-train run {run_id}" in _log_lines(deployed, sync)
+    assert _logged(deployed, sync, f"resumed self-train run {run_id}")
     _wait_for(deployed, run_id, {"COMPLETED"})
     assert list((project / "mora-data" / "_checkpoints").glob(f"{dataset}/iteration=1/*/step-00002/lineage.json"))
     assert not (project / "mora-data" / "_state" / dataset / "reviews" / "waits" / "iteration=1.json").exists()
