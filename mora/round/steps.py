@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent, dedupe
+from mora.agents.prompt import PromptAgent, dedupe, load_prompt_agent
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
@@ -43,8 +43,7 @@ class RoundAgents:
     @classmethod
     def load(cls, config: RoundConfig) -> RoundAgents:
         rt, p, gen = config.runtime, config.prompts, config.generation
-        prompt = (PromptAgent.from_pretrained(p.model, rt, max_new_tokens=p.max_new_tokens,
-                                              temperature=p.temperature) if p.model else None)
+        prompt = load_prompt_agent(p, rt)  # in process, or on an OpenAI-compatible server
         return cls(prompt=prompt,
                    text_to_image=TextToImageAgent.from_pretrained(gen.text_to_image, rt, gen.checkpoint),
                    image_to_video=ImageToVideoAgent.from_pretrained(gen.image_to_video, rt, gen.checkpoint),
