@@ -172,8 +172,8 @@ class ShardConfig(_Strict):
 
 
 class ModulationConfig(_Strict):
-    enabled: bool = Field(True, description="false: the no-modulation ablation (plain prompt embeddings, "
-                                            "fixed equal loss shares)")
+    enabled: bool = Field(True, description="false: the no-modulation ablation (plain prompt embeddings; "
+                                            "objective per-agent: fixed equal loss shares)")
     init: Literal["token", "random"] = Field(
         "token", description="token: the text encoder's embedding of a special token; random: the ablation")
     token: str = Field("<mora-{agent}>", min_length=1, description="special token text; {agent} is the role")

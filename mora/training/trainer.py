@@ -70,7 +70,7 @@ def check_trainable(config: RoundConfig) -> None:
         if name is not None and name not in TRAINABLE[role]:
             raise ConfigError(f"generation.{role} is a {name}; self-modulated fine-tuning trains "
                               f"{' or '.join(TRAINABLE[role])} for this agent; use a preset with one "
-                              "(configs/tiny.yaml, configs/mora-train.yaml)")
+                              "(configs/tiny.yaml, configs/sd35-ltx-train.yaml)")
 
 
 def _file_digest(path: Path) -> str:
