@@ -1,4 +1,5 @@
-"""Long videos: drift per segment, chaining from a clip of last frames versus from the last frame only.
+"""Long videos: drift per segment, chaining from the last frame only (the paper's way, the default)
+versus from a clip of last frames through the connect agent (our option, procedures.chaining: clip).
 
 Text-to-video on a preset, chained to ``--segments`` extra segments both ways, same prompts and
 seeds. Per segment: mean colour distance from the first segment and sharpness relative to it (1.0 =

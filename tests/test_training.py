@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +43,13 @@ def shards(config_file, agree):
     summary = dataset_round(str(config_file), agree)
     assert summary["accepted"] == 3
     return load_config(config_file, agree)
+
+
+@pytest.fixture(scope="module")
+def one_step(shards, config_file, agree, tmp_path_factory) -> Path:
+    """A checkpoint after one step, shared by the tests that only need one to exist."""
+    out = tmp_path_factory.mktemp("one-step")
+    return SelfModulatedTrainer(configured(config_file, agree, out, **{"training.max_steps": 1})).train().checkpoint
 
 
 def configured(config_file, agree, tmp_path, **fields):
@@ -195,21 +203,20 @@ def test_full_fine_tuning_writes_transformers_the_agents_load(shards, config_fil
         base.state_dict().items())
 
 
-def test_what_cannot_be_trained_fails_in_one_line(shards, config_file, agree, tmp_path, tiny_models):
+def test_what_cannot_be_trained_fails_in_one_line(shards, config_file, agree, tmp_path, tiny_models, one_step):
     with pytest.raises(ConfigError, match=r"generation.image_to_video is a StableVideoDiffusionPipeline"):
         SelfModulatedTrainer(configured(config_file, agree, tmp_path,
                                         **{"generation.image_to_video.id": tiny_models / "svd"}))
     with pytest.raises(ckpt.CheckpointError, match=r"generation.checkpoint: .* is not a mora checkpoint"):
         SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"generation.checkpoint": tmp_path}))
-    done = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.max_steps": 1})).train()
     with pytest.raises(ConfigError, match=r"training.lora.rank is 4, .* rank 16"):
         SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{
-            "generation.checkpoint": done.checkpoint, "training.lora.rank": 4}))
+            "generation.checkpoint": one_step, "training.lora.rank": 4}))
     with pytest.raises(ConfigError, match=r"trained from text_to_image model .* but generation.text_to_image"):
         TextToImageAgent.from_pretrained(
             load_config(config_file, agree | {"generation.text_to_image.id": str(tiny_models / "sdxl")})
-            .generation.text_to_image, load_config(config_file, agree).runtime, str(done.checkpoint))
-    assert json.loads((done.checkpoint / ckpt.LINEAGE).read_text())["final"] is True
+            .generation.text_to_image, load_config(config_file, agree).runtime, str(one_step))
+    assert json.loads((one_step / ckpt.LINEAGE).read_text())["final"] is True
 
 
 def test_an_ltx_text_to_video_checkpoint_serves_and_trains_in_its_image_to_video_form(
@@ -233,14 +240,13 @@ def test_an_ltx_text_to_video_checkpoint_serves_and_trains_in_its_image_to_video
         SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.num_frames": 8})).setup()
 
 
-def test_the_procedures_generate_with_a_checkpoint_and_record_it(shards, config_file, agree, tmp_path):
+def test_the_procedures_generate_with_a_checkpoint_and_record_it(config_file, agree, one_step):
     from mora.procedures.toolbox import Toolbox
 
-    done = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.max_steps": 1})).train()
-    tools = Toolbox(load_config(config_file, agree | {"generation.checkpoint": str(done.checkpoint)}))
+    tools = Toolbox(load_config(config_file, agree | {"generation.checkpoint": str(one_step)}))
     tools.begin()
     assert tools.text_to_image.modulation is not None and tools.image_to_video.modulation is not None
-    assert tools.record("text-to-video")["checkpoint"] == str(done.checkpoint)
+    assert tools.record("text-to-video")["checkpoint"] == str(one_step)
 
 
 def test_the_paper_objective_is_one_loss_on_the_final_output_reaching_every_agent(shards, config_file, agree,
@@ -300,13 +306,11 @@ def test_the_sampled_hand_off_is_the_frame_the_agent_makes_at_generation(shards,
     assert gap_sampled < 0.5 and gap_estimate > 10 * max(gap_sampled, 0.5)
 
 
-def test_long_videos_use_the_checkpoint_on_every_segment_and_in_the_connect_agent(shards, config_file, agree,
-                                                                                  tmp_path):
+def test_long_videos_use_the_checkpoint_on_every_segment_and_in_the_connect_agent(config_file, agree, one_step):
     from mora.procedures.single import text_to_video
     from mora.procedures.toolbox import Toolbox
 
-    done = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.max_steps": 1})).train()
-    path = str(done.checkpoint)
+    path = str(one_step)
     tuned, base = Toolbox(load_config(config_file, agree | {"generation.checkpoint": path})), Toolbox(
         load_config(config_file, agree))
     made = text_to_video(tuned, "a fox in the snow", seed=2, duration_s=4)  # last-frame chaining, the default
