@@ -55,6 +55,7 @@ bench: setup tiny
 	$(PY) bench/drift.py
 	$(PY) bench/train_step.py
 	$(PY) bench/eval.py
+	$(PY) bench/handoff_gap.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

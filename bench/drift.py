@@ -1,9 +1,10 @@
-"""Long videos: drift per segment, chaining from a clip of last frames versus from the last frame only.
+"""Long videos: drift per segment, chaining from the last frame only (the paper's way, the default)
+versus from a clip of last frames through the connect agent (our option, procedures.chaining: clip).
 
 Text-to-video on a preset, chained to ``--segments`` extra segments both ways, same prompts and
 seeds. Per segment: mean colour distance from the first segment and sharpness relative to it (1.0 =
 unchanged). On the tiny random-weight models the numbers only show the measure works; run it with
-real weights (``--config configs/mora-modern.yaml`` on a GPU) for the comparison that matters.
+real weights (``--config configs/sd35-wan-ltx.yaml`` on a GPU) for the comparison that matters.
 Last line: ``drift_ratio=X.XX`` (mean colour drift of last-frame / clip chaining; > 1 favours clip).
 """
 

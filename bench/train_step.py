@@ -4,7 +4,8 @@ A throwaway round on the tiny models (both judge slots the same model, so every 
 gives the shards; each variant then trains on them through ``SelfModulatedTrainer``, data loading,
 both agents, the hand-off, backward, AdamW and EMA included. Checkpoints are not timed (they are
 written every ``checkpoint_every`` steps, here once at the end). Median over the steps after the first.
-Last line: ``steps_per_s=X.XX`` for the paper's settings (LoRA, modulation, gradient checkpointing).
+Last line: ``steps_per_s=X.XX`` for the paper's settings (LoRA, modulation, gradient checkpointing, one
+loss on the final output, the sampled hand-off).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ sys.path.insert(0, str(REPO))
 
 VARIANTS = {
     "paper (lora, modulation, grad ckpt)": {},
+    "paper objective, estimate hand-off": {"training.handoff": "estimate"},
+    "per-agent objective, estimate hand-off (before)": {"training.objective": "per-agent",
+                                                        "training.handoff": "estimate"},
     "no gradient checkpointing": {"training.gradient_checkpointing": "false"},
     "no modulation (ablation)": {"training.modulation.enabled": "false"},
     "full fine-tuning": {"training.mode": "full"},

@@ -56,8 +56,10 @@ def _approver(interactive: bool):
 
 @make_app.command("t2v")
 def t2v(prompt: str = typer.Option(..., help="what the video shows"), out: Path = typer.Option(..., help="mp4"),
-        duration: float | None = typer.Option(None, help="seconds; more segments are chained to reach it"),
-        chaining: str = typer.Option("clip", help="clip (last frames condition the next segment) or last-frame"),
+        duration: float | None = typer.Option(None, help="seconds (the paper shows ~12); more segments are chained "
+                                                          "to reach it"),
+        chaining: str | None = typer.Option(None, help="last-frame (the paper; default procedures.chaining) or clip "
+                                                       "(the last frames condition the next segment)"),
         seed: int = SEED, interactive: bool = INTERACTIVE, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Text to video: enhanced prompt, first frame, animation, chained segments."""
     from mora.procedures.single import text_to_video
@@ -70,7 +72,8 @@ def t2v(prompt: str = typer.Option(..., help="what the video shows"), out: Path 
 def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer.Option("", help="motion"),
         out: Path = typer.Option(..., help="mp4"), seed: int = SEED, interactive: bool = INTERACTIVE,
         config: Path = CONFIG, set_: list[str] = SET) -> None:
-    """Image to video."""
+    """Image to video: the image and text through the text-to-image agent, then animated
+    (--set procedures.image_to_video=direct animates the image as it is)."""
     from mora.procedures.single import image_to_video
 
     _run(config, set_, out, lambda t: image_to_video(t, image, prompt, seed, _approver(interactive)), interactive)
@@ -79,7 +82,8 @@ def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer
 @make_app.command("extend")
 def extend_cmd(video: Path = typer.Option(..., help="video to continue"), prompt: str = typer.Option(""),
                out: Path = typer.Option(..., help="mp4"), segments: int = typer.Option(1, min=1),
-               chaining: str = typer.Option("clip", help="clip or last-frame"), seed: int = SEED,
+               chaining: str | None = typer.Option(None, help="last-frame or clip (default procedures.chaining)"),
+               seed: int = SEED,
                config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Extend a video by whole segments."""
     from mora.procedures.extend import extend
@@ -114,7 +118,8 @@ def connect_cmd(first: Path = typer.Option(...), second: Path = typer.Option(...
 def digital_world_cmd(out: Path = typer.Option(..., help="mp4"), prompt: str | None = typer.Option(None),
                       image: Path | None = typer.Option(None), seed: int = SEED, interactive: bool = INTERACTIVE,
                       config: Path = CONFIG, set_: list[str] = SET) -> None:
-    """A scene restyled as a digital (video game) world, then animated."""
+    """A scene as a digital world: "In digital world style" on the animation prompt
+    (--set procedures.digital_world=restyle restyles the first frame instead)."""
     from mora.procedures.single import digital_world
 
     _run(config, set_, out, lambda t: digital_world(t, seed, prompt=prompt, image=image,

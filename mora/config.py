@@ -70,6 +70,18 @@ class RuntimeConfig(_Strict):
                                                     "stopped renewing the claim (a dead flow run)")
 
 
+class PromptServer(_Strict):
+    """An OpenAI-compatible server (GPT-4o's API, vLLM serving Llama 3, ...) that serves the prompt agent."""
+
+    base_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8000/v1 or "
+                                                             "https://api.openai.com/v1")
+    served_model: str | None = Field(None, description="the name the server knows the model by (e.g. gpt-4o); "
+                                                       "default prompts.model.id")
+    api_key_env: str | None = Field("MORA_PROMPT_API_KEY", description="environment variable holding the key")
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10, description="extra tries on a transport error or a 5xx answer")
+
+
 class PromptConfig(_Strict):
     source: Literal["llm", "synthesizer"] = "llm"
     count: int = Field(16, ge=1, le=10_000)
@@ -78,11 +90,18 @@ class PromptConfig(_Strict):
     enhance: bool = True
     max_new_tokens: int = Field(64, ge=8, le=2048)
     temperature: float = Field(0.9, gt=0, le=2)
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="in-process transformers, or an OpenAI-compatible server (prompts.server)")
+    server: PromptServer | None = None
 
     @model_validator(mode="after")
     def _llm_needs_model(self) -> PromptConfig:
         if (self.source == "llm" or self.enhance) and self.model is None:
             raise ValueError("prompts.model is required when source is 'llm' or enhance is true")
+        if self.backend == "openai" and self.server is None:
+            raise ValueError("backend 'openai' needs server.base_url, e.g. http://127.0.0.1:8000/v1")
+        if self.backend == "transformers" and self.server is not None:
+            raise ValueError("server is only read by backend 'openai'; remove it or set backend: openai")
         return self
 
 
@@ -113,6 +132,24 @@ class GenerationConfig(_Strict):
         if v % 16:
             raise ValueError(f"must be a multiple of 16 (got {v})")
         return v
+
+
+class ProcedureConfig(_Strict):
+    """How the single-video procedures work: the paper's way by default, our alternatives as options."""
+
+    chaining: Literal["last-frame", "clip"] = Field(
+        "last-frame", description="long videos and extend: each segment from the previous one's last frame (the "
+                                  "paper), or from its last generation.context_frames frames through the connect "
+                                  "agent")
+    image_to_video: Literal["text-to-image", "direct"] = Field(
+        "text-to-image", description="the user's image and text go through the text-to-image agent (its img2img "
+                                     "form) before animation (the paper), or the image is animated as it is")
+    image_strength: float = Field(0.5, gt=0, le=1, description="image-to-video through the text-to-image agent: "
+                                                               "how far its frame may move from the user's image")
+    digital_world: Literal["suffix", "restyle"] = Field(
+        "suffix", description="append digital_world_suffix to the image-to-video prompt (the paper), or restyle "
+                              "the first frame with the image-to-image agent")
+    digital_world_suffix: str = Field("In digital world style", min_length=1)
 
 
 class JudgeServer(_Strict):
@@ -186,8 +223,8 @@ class ShardConfig(_Strict):
 
 
 class ModulationConfig(_Strict):
-    enabled: bool = Field(True, description="false: the no-modulation ablation (plain prompt embeddings, "
-                                            "fixed equal loss shares)")
+    enabled: bool = Field(True, description="false: the no-modulation ablation (plain prompt embeddings; "
+                                            "objective per-agent: fixed equal loss shares)")
     init: Literal["token", "random"] = Field(
         "token", description="token: the text encoder's embedding of a special token; random: the ablation")
     token: str = Field("<mora-{agent}>", min_length=1, description="special token text; {agent} is the role")
@@ -203,6 +240,15 @@ class LoraSettings(_Strict):
 class TrainingConfig(_Strict):
     """Self-modulated fine-tuning; defaults are the paper's settings."""
 
+    objective: Literal["paper", "per-agent"] = Field(
+        "paper", description="paper: one loss between the chain's final output and the target video; per-agent: "
+                             "each agent's own loss, weighted by its share of the modulation factors")
+    handoff: Literal["sampled", "estimate"] = Field(
+        "sampled", description="the first frame handed to the image-to-video agent: sampled by the text-to-image "
+                               "agent as at generation (the candidate's seed, steps and guidance); estimate: a "
+                               "one-step estimate from its noised target frame")
+    handoff_grad_steps: int = Field(1, ge=1, le=200, description="sampled hand-off: the last sampling steps "
+                                                                 "that carry gradient")
     mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")
     lora: LoraSettings = LoraSettings()
     modulation: ModulationConfig = ModulationConfig()
@@ -289,6 +335,7 @@ class RoundConfig(_Strict):
     gates: GateConfig = GateConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    procedures: ProcedureConfig = ProcedureConfig()
     training: TrainingConfig = TrainingConfig()
     self_train: SelfTrainConfig = SelfTrainConfig()
     eval: EvalConfig = EvalConfig()
@@ -302,14 +349,16 @@ class RoundConfig(_Strict):
     def fingerprint(self) -> str:
         """Identifies what a round makes: the same config resumes the same round.
 
-        Training and evaluation settings make no candidates, so they are left out, and so are the engine
-        and its workers (every engine makes the same rows); so is an unset checkpoint, which keeps the ids
-        of rounds made before checkpoints existed.
+        Training, evaluation and single-video procedure settings make no candidates, so they are left
+        out, and so are the engine and its workers (every engine makes the same rows); so are fields
+        still at the value rounds had before the field existed, which keeps those rounds' ids.
         """
         data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
-                                                     "eval": True, "runtime": {"engine", "ray", "lease_s"}})
-        if data["generation"]["checkpoint"] is None:
-            del data["generation"]["checkpoint"]
+                                                     "eval": True, "procedures": True,
+                                                     "runtime": {"engine", "ray", "lease_s"}})
+        for section, key, before in _ADDED_LATER:
+            if data[section][key] == before:
+                del data[section][key]
         return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]
 
     @property
@@ -317,6 +366,11 @@ class RoundConfig(_Strict):
         if self.iteration == "next":
             raise ConfigError("iteration 'next' is resolved when the config is loaded; use load_config")
         return f"{self.shards.dataset}-it{self.iteration:03d}-{self.fingerprint()}"
+
+
+# (section, field, value that behaves as before the field existed)
+_ADDED_LATER = (("generation", "checkpoint", None), ("prompts", "backend", "transformers"),
+                ("prompts", "server", None))
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:

@@ -59,12 +59,27 @@ def _check_file(made, path, frames, fps=8.0):
     return record
 
 
-def test_text_to_video_chains_segments_to_the_duration(tools, tmp_path):
-    made = text_to_video(tools, "a red fox runs through snow", seed=3, duration_s=4)
+def test_long_text_to_video_chains_each_segment_from_the_last_frame_by_default(tools, tmp_path):
+    made = text_to_video(tools, "a red fox runs through snow", seed=3, duration_s=12)
+    assert len(made.frames) >= 12 * 8
+    record = _check_file(made, tmp_path / "t2v.mp4", len(made.frames))
+    assert record["chaining"] == "last-frame" and record["segment_agent"] == "image_to_video"
+    assert "connect" not in record["models"] and set(record["models"]) >= {"text_to_image", "image_to_video"}
+    starts = record["segment_starts"]
+    assert starts == [0] + [17 + 16 * k for k in range(5)] and len(made.frames) == 17 + 5 * 16
+    for k, start in enumerate(starts[1:]):  # each segment is the image-to-video agent on the frame before it
+        again = tools.animate(Image.fromarray(made.frames[start - 1]), record["enhanced_prompt"],
+                              record["seeds"]["video"] + 1 + k)
+        assert np.array_equal(made.frames[start:start + 16], again[1:])
+
+
+def test_clip_chaining_is_an_option_through_the_connect_agent(tools, tmp_path):
+    made = text_to_video(tools, "a red fox runs through snow", seed=3, duration_s=4, chaining="clip")
     assert len(made.frames) >= 4 * 8
     record = _check_file(made, tmp_path / "t2v.mp4", len(made.frames))
     assert set(record["models"]) >= {"text_to_image", "image_to_video", "connect", "prompt"}
     assert record["chaining"] == "clip" and len(record["drift"]) == len(record["segment_starts"]) >= 2
+    assert record["segment_agent"] == "connect"
     assert record["drift"][0] == {"segment": 0, "frames": 17, "colour_drift": 0.0, "sharpness_ratio": 1.0}
 
 
@@ -75,10 +90,23 @@ def test_the_same_seed_gives_identical_frames_and_another_seed_does_not(tools):
     assert np.array_equal(one.frames, two.frames) and not np.array_equal(one.frames, other.frames)
 
 
-def test_image_to_video_starts_from_the_image(tools, clips, tmp_path):
+def test_image_to_video_feeds_the_image_and_text_through_the_text_to_image_agent(tools, clips, tmp_path):
     made = image_to_video(tools, clips / "still.png", "waves", seed=1)
     record = _check_file(made, tmp_path / "i2v.mp4", 17)
+    assert record["image_to_video"] == "text-to-image" and record["seeds"] == {"first_frame": 1, "video": 1}
+    assert list(record["models"]) == ["text_to_image", "image_to_video"]
+    still = load_image(clips / "still.png", 64, 64)
+    frame = tools.first_frame_from(still, "waves", 1)  # the text-to-image agent's img2img form
+    assert np.abs(np.asarray(frame, int) - np.asarray(still, int)).mean() > 1.0
+    assert np.array_equal(made.frames, tools.animate(frame, "waves", 1))
+    assert not np.array_equal(made.frames, tools.animate(still, "waves", 1))
+
+
+def test_image_to_video_directly_from_the_image_is_an_option(tools, clips, tmp_path):
+    made = image_to_video(tools, clips / "still.png", "waves", seed=1, how="direct")
+    record = _check_file(made, tmp_path / "i2v.mp4", 17)
     assert record["inputs"]["image"].endswith("still.png") and list(record["models"]) == ["image_to_video"]
+    assert np.array_equal(made.frames, tools.animate(load_image(clips / "still.png", 64, 64), "waves", 1))
 
 
 @pytest.mark.parametrize("chaining, new_per_segment", [("clip", 17 - 5), ("last-frame", 17 - 1)])
@@ -109,12 +137,26 @@ def test_connect_is_first_then_transition_then_second(tools, clips, tmp_path):
     assert np.array_equal(made.frames[:17], a) and np.array_equal(made.frames[-17:], b)
 
 
-def test_digital_world_from_a_prompt_and_from_an_image(tools, clips, tmp_path):
+def test_digital_world_by_the_papers_suffix_on_the_image_to_video_prompt(tools, clips, tmp_path):
     made = digital_world(tools, seed=8, prompt="a castle on a hill")
+    record = _check_file(made, tmp_path / "dw.mp4", 17)
+    assert record["digital_world"] == "suffix" and record["style"] == "In digital world style"
+    assert set(record["models"]) == {"text_to_image", "image_to_video"}  # no restyling edit
+    first = tools.first_frame("a castle on a hill", 8)
+    assert np.array_equal(made.frames, tools.animate(first, "a castle on a hill. In digital world style", 8))
+    assert not np.array_equal(made.frames, tools.animate(first, "a castle on a hill", 8))
+    from_image = digital_world(tools, seed=8, image=clips / "still.png")
+    assert list(from_image.record["models"]) == ["image_to_video"]
+    assert np.array_equal(from_image.frames, tools.animate(load_image(clips / "still.png", 64, 64),
+                                                           "the scene. In digital world style", 8))
+
+
+def test_digital_world_by_restyling_is_an_option(tools, clips, tmp_path):
+    made = digital_world(tools, seed=8, prompt="a castle on a hill", how="restyle")
     record = _check_file(made, tmp_path / "dw.mp4", 17)
     assert "voxel" in record["style"] and set(record["models"]) == {"text_to_image", "image_to_image",
                                                                     "image_to_video"}
-    from_image = digital_world(tools, seed=8, image=clips / "still.png")
+    from_image = digital_world(tools, seed=8, image=clips / "still.png", how="restyle")
     assert "text_to_image" not in from_image.record["models"]
 
 
@@ -127,6 +169,8 @@ def test_the_paper_first_system_families_sdxl_instruct_pix2pix_svd(tiny_models, 
     edited = edit_video(svd, clips / "a.mp4", "make it night", seed=2)
     assert type(svd.image_to_image.pipe).__name__ == "StableDiffusionInstructPix2PixPipeline"
     assert edited.record["first_frame_change"] > 1.0 and edited.frames.shape == (9, 64, 64, 3)
+    with pytest.raises(ConfigError, match="procedures.digital_world: suffix .* StableVideoDiffusionPipeline"):
+        digital_world(svd, seed=1, prompt="a lighthouse")  # SVD reads no text: restyle is the way there
 
 
 def test_interactive_stages_regenerate_adjust_and_stop_at_three_tries(tools, tmp_path):
@@ -171,7 +215,7 @@ def test_bad_inputs_fail_in_one_line(tools, clips, tmp_path):
         (lambda: image_to_video(tools, tmp_path / "tiny.png", "", 0), "at least 8"),
         (lambda: extend(tools, tmp_path / "empty.mp4", "", 0), "empty"),
         (lambda: extend(tools, tmp_path / "junk.mp4", "", 0), "cannot be decoded"),
-        (lambda: extend(tools, tmp_path / "small.mp4", "", 0), "has 3 frames.*needs at least 5"),
+        (lambda: extend(tools, tmp_path / "small.mp4", "", 0, chaining="clip"), "has 3 frames.*needs at least 5"),
         (lambda: connect_videos(tools, clips / "a.mp4", tmp_path / "small.mp4", "", 0), "differ in size"),
         (lambda: extend(tools, clips / "a.mp4", "", 0, chaining="spline"), "chaining 'spline' is unknown"),
     ]
@@ -181,7 +225,7 @@ def test_bad_inputs_fail_in_one_line(tools, clips, tmp_path):
         assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="generation.connect"):
         extend(Toolbox(load_config(REPO / "configs" / "tiny.yaml", {"generation.connect": ""})), clips / "a.mp4",
-               "", 0)
+               "", 0, chaining="clip")
 
 
 def test_the_cli_writes_the_video_and_its_sidecar_and_refuses_bad_input(tiny_models, clips, tmp_path):
@@ -212,14 +256,15 @@ def test_a_procedure_runs_as_a_prefect_flow(tiny_models, clips, tmp_path):
     config.write_text((REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models)))
     result = make_image_to_video(str(clips / "still.png"), "waves", str(tmp_path / "f.mp4"), seed=1,
                                  config_path=str(config))
-    assert Path(result["video"]).exists() and json.loads(Path(result["sidecar"]).read_text())["seeds"] == {"video": 1}
+    seeds = json.loads(Path(result["sidecar"]).read_text())["seeds"]
+    assert Path(result["video"]).exists() and seeds == {"first_frame": 1, "video": 1}
 
 
 def test_wan_image_to_video_and_first_last_frame_connect(tiny_models, clips, tmp_path):
     overrides = {"generation.image_to_video.id": str(tiny_models / "wan-i2v"),
                  "generation.connect.id": str(tiny_models / "wan-flf2v")}
     wan = Toolbox(_preset("tiny", tiny_models, tmp_path, **overrides))
-    made = image_to_video(wan, clips / "still.png", "waves", seed=1)
+    made = image_to_video(wan, clips / "still.png", "waves", seed=1, how="direct")
     assert made.frames.shape == (17, 64, 64, 3)
     assert type(wan.image_to_video.pipe).__name__ == "WanImageToVideoPipeline"
     g, still = wan.gen, load_image(clips / "still.png", 64, 64)
@@ -252,7 +297,8 @@ def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(
     config.write_text((REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models)))
     script = ("from mora.flows.make import make_image_to_video; "
               f"make_image_to_video({str(clips / 'still.png')!r}, 'waves', {str(tmp_path / 'i.mp4')!r}, seed=4, "
-              f"config_path={str(config)!r}, interactive=True)")
+              f"config_path={str(config)!r}, overrides={{'procedures.image_to_video': 'direct'}}, "
+              "interactive=True)")
     runner = None
     try:
         deadline = time.monotonic() + 60

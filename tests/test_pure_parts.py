@@ -33,6 +33,10 @@ def test_criteria_are_the_papers_ten_and_drawn_reproducibly():
     assert len(CRITERIA) == 10 and len({c.key for c in CRITERIA}) == 10
     assert draw_criterion(7) == draw_criterion(7)
     assert {draw_criterion(s).key for s in range(200)} == {c.key for c in CRITERIA}
+    wording = {c.key: c.description for c in CRITERIA}  # the paper's words, not shortened ones
+    assert wording["object_consistency"].endswith(": object motion and interactions")
+    assert wording["colour_lighting"].endswith(": smooth lighting transitions and uniform colour")
+    assert wording["relevance"] == "content relevance to the task: theme alignment and task appropriateness"
 
 
 def test_seeds_are_stable_and_distinct_per_purpose():

@@ -8,10 +8,15 @@ from drifting. Wan's first+last-frame models bridge two videos too, but take no 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
 from PIL import Image
 
-from mora.agents.loading import load_pipeline_as
+from mora.agents.image_to_video import image_to_video_form
+from mora.agents.loading import load_pipeline_as, load_tuned_pipeline, once
+from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ConfigError, ModelRef, RuntimeConfig
 from mora.media import to_uint8
@@ -19,25 +24,48 @@ from mora.media import to_uint8
 FIRST_LAST = {"WanImageToVideoPipeline"}  # bridge with image + last_image
 
 
+def _conditioned(pipe):
+    from diffusers import LTXConditionPipeline
+
+    if type(pipe).__name__ in FIRST_LAST or isinstance(pipe, LTXConditionPipeline):
+        return pipe
+    return LTXConditionPipeline.from_pipe(pipe)
+
+
+def tunes_connect(checkpoint: str | None, ref: ModelRef) -> bool:
+    """Whether a checkpoint's image-to-video weights were trained from this connect model."""
+    if checkpoint is None:
+        return False
+    from mora.training.checkpoint import read_lineage, same_model
+
+    return same_model(read_lineage(checkpoint)["base_models"]["image_to_video"], ref)
+
+
 class ConnectAgent:
-    def __init__(self, pipe, ref: ModelRef):
-        self.pipe, self.ref = pipe, ref
+    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None, checkpoint: str | None = None):
+        self.pipe, self.ref, self.modulation, self.checkpoint = pipe, ref, modulation, checkpoint
         self.family = type(pipe).__name__
 
     @classmethod
-    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig) -> ConnectAgent:
-        def conditioned(pipe):
-            from diffusers import LTXConditionPipeline
-
-            if type(pipe).__name__ in FIRST_LAST or isinstance(pipe, LTXConditionPipeline):
-                return pipe
-            return LTXConditionPipeline.from_pipe(pipe)
-
-        return cls(load_pipeline_as("connect", ref, runtime, conditioned), ref)
+    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None = None) -> ConnectAgent:
+        """``checkpoint``: its image-to-video weights and modulation are used where this is the model they
+        were trained from (one LTX-Video model both animates and connects); otherwise the base model."""
+        if not tunes_connect(checkpoint, ref):
+            return cls(load_pipeline_as("connect", ref, runtime, _conditioned), ref)
+        tuned, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "image_to_video", image_to_video_form)
+        key = ("connect-tuned", ref.id, ref.revision, runtime.device, runtime.dtype, runtime.cpu_offload,
+               str(Path(checkpoint).resolve()))
+        pipe = once(key, lambda: _conditioned(tuned))  # from_pipe: shares the tuned weights
+        pipe.set_progress_bar_config(disable=True)
+        return cls(pipe, ref, modulation, checkpoint)
 
     def _run(self, conditions: list, prompt: str, seed: int, num_frames: int, height: int, width: int,
              steps: int, guidance: float, fps: float) -> np.ndarray:
-        out = self.pipe(conditions=conditions, prompt=prompt, height=height, width=width, num_frames=num_frames,
+        text = {"prompt": prompt}
+        if self.modulation is not None:  # the prompt embedding with the agent's modulation tokens after it
+            with torch.no_grad():
+                text = ltx_conditioning(self.pipe, [prompt], self.modulation, guidance > 1)
+        out = self.pipe(conditions=conditions, **text, height=height, width=width, num_frames=num_frames,
                         num_inference_steps=steps, guidance_scale=guidance, frame_rate=fps,
                         generator=generators([seed])[0], output_type="np").frames
         return to_uint8(np.asarray(out)[0])

@@ -33,8 +33,8 @@ def image_to_video_form(pipe):
 class ImageToVideoAgent:
     """Any diffusers image-to-video pipeline (LTX-Video, Wan, Stable Video Diffusion)."""
 
-    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None):
-        self.pipe, self.ref, self.modulation = pipe, ref, modulation
+    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None, checkpoint: str | None = None):
+        self.pipe, self.ref, self.modulation, self.checkpoint = pipe, ref, modulation, checkpoint
         self.family = type(pipe).__name__
 
     @classmethod
@@ -42,7 +42,7 @@ class ImageToVideoAgent:
                         ) -> ImageToVideoAgent:
         """``checkpoint``: a self-modulated fine-tuning checkpoint to apply over the base model."""
         pipe, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "image_to_video", image_to_video_form)
-        return cls(pipe, ref, modulation)
+        return cls(pipe, ref, modulation, checkpoint)
 
     def animate(self, images: list[Image.Image], prompt: str, seeds: list[int], num_frames: int, height: int,
                 width: int, steps: int, guidance: float, fps: float) -> np.ndarray:

@@ -20,7 +20,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 _cache: dict[tuple, Any] = {}
 # What makes candidates (and what fine-tuning replaces); judges and the prompt model are other kinds.
-GENERATION_KINDS = {"diffusion", "tuned", "image_to_video-form", "image-to-image", "connect"}
+GENERATION_KINDS = {"diffusion", "tuned", "image_to_video-form", "image-to-image", "connect", "connect-tuned"}
 _lock = threading.RLock()
 
 

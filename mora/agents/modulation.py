@@ -2,7 +2,7 @@
 
 The paper conditions each agent on its enhanced prompt *and* on an agent-specific embedding that
 fine-tuning learns. It starts as the text encoder's embedding of a special token, so it lives where
-prompt tokens live; its L2 norm, over the norm it started from, is the agent's modulation factor.
+prompt tokens live; its L2 norm is the agent's modulation factor (the paper's definition).
 The same functions build the conditioning for training and for generation, so a tuned agent sees at
 generation exactly what it was trained on.
 """
@@ -33,7 +33,11 @@ class Modulation(nn.Module):
         self.register_buffer("reference_norm", torch.tensor(max(norm, 1e-8)))
 
     def factor(self) -> torch.Tensor:
-        """The modulation factor: 1 at initialisation, learned from there."""
+        """The modulation factor: the embedding's L2 norm (not normalised)."""
+        return self.embedding.norm()
+
+    def relative_factor(self) -> torch.Tensor:
+        """The factor over the norm it started from: 1 at initialisation (training.objective per-agent)."""
         return self.embedding.norm() / self.reference_norm
 
     def append(self, embeds: torch.Tensor, mask: torch.Tensor | None = None):

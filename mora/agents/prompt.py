@@ -7,7 +7,7 @@ import re
 import torch
 
 from mora.agents.loading import cached, torch_dtype
-from mora.config import ModelRef, RuntimeConfig
+from mora.config import ModelRef, PromptConfig, RuntimeConfig
 from mora.prompts.novelty import PromptPool
 
 INVENT = ("Write one new, detailed prompt for a short video, different from but in the spirit of: "
@@ -36,8 +36,21 @@ def dedupe(prompts: list[str]) -> list[str]:
     return PromptPool().new(prompts)
 
 
+def load_prompt_agent(config: PromptConfig, runtime: RuntimeConfig) -> PromptAgent | None:
+    """The preset's prompt agent: in process (``backend: transformers``) or on an OpenAI-compatible server."""
+    if config.model is None:
+        return None
+    if config.backend == "openai":
+        from mora.agents.prompt_server import ServedPromptAgent
+
+        return ServedPromptAgent.connect(config)
+    return PromptAgent.from_pretrained(config.model, runtime, max_new_tokens=config.max_new_tokens,
+                                       temperature=config.temperature)
+
+
 class PromptAgent:
-    """A chat LLM loaded once; ``invent`` and ``enhance`` are batched generate calls."""
+    """A chat LLM loaded once; ``invent`` and ``enhance`` are batched generate calls
+    (``ServedPromptAgent`` asks a server instead)."""
 
     def __init__(self, model, tokenizer, ref: ModelRef, max_new_tokens: int = 64, temperature: float = 0.9):
         self.model, self.tokenizer, self.ref = model, tokenizer, ref

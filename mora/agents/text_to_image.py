@@ -18,21 +18,38 @@ def generators(seeds: list[int], device: str = "cpu") -> list[torch.Generator]:
 class TextToImageAgent:
     """Any diffusers text-to-image pipeline (SD3, SD3.5, SDXL, FLUX) behind ``first_frame``."""
 
-    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None):
-        self.pipe, self.ref, self.modulation = pipe, ref, modulation
+    def __init__(self, pipe, ref: ModelRef, modulation: Modulation | None = None, checkpoint: str | None = None):
+        self.pipe, self.ref, self.modulation, self.checkpoint = pipe, ref, modulation, checkpoint
+        self._img2img = None
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, checkpoint: str | None = None) -> TextToImageAgent:
         """``checkpoint``: a self-modulated fine-tuning checkpoint to apply over the base model."""
         pipe, modulation = load_tuned_pipeline(ref, runtime, checkpoint, "text_to_image")
-        return cls(pipe, ref, modulation)
+        return cls(pipe, ref, modulation, checkpoint)
+
+    def _text(self, prompt: str, count: int, guidance: float) -> dict:
+        if self.modulation is None:
+            return {"prompt": prompt, "num_images_per_prompt": count}
+        with torch.no_grad():  # the prompt embedding with the agent's modulation tokens after it
+            return sd3_conditioning(self.pipe, [prompt] * count, self.modulation, guidance > 1)
 
     def first_frame(self, prompt: str, seeds: list[int], height: int, width: int, steps: int,
                     guidance: float) -> list[Image.Image]:
         """One image per seed, in one batched call."""
-        text = {"prompt": prompt, "num_images_per_prompt": len(seeds)}
-        if self.modulation is not None:  # the prompt embedding with the agent's modulation tokens after it
-            with torch.no_grad():
-                text = sd3_conditioning(self.pipe, [prompt] * len(seeds), self.modulation, guidance > 1)
-        return self.pipe(**text, height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,
-                         generator=generators(seeds)).images
+        return self.pipe(**self._text(prompt, len(seeds), guidance), height=height, width=width,
+                         num_inference_steps=steps, guidance_scale=guidance, generator=generators(seeds)).images
+
+    def first_frame_from(self, images: list[Image.Image], prompt: str, seeds: list[int], steps: int,
+                         guidance: float, strength: float) -> list[Image.Image]:
+        """One frame per (image, seed) from the user's image and text: the same weights (and modulation)
+        in their img2img form, ``strength`` saying how far the frame may move from the image."""
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        text = self._text(prompt, len(images), guidance) if self.modulation else {"prompt": [prompt] * len(images)}
+        out = self._img2img(**text, image=images, strength=strength, num_inference_steps=steps,
+                            guidance_scale=guidance, generator=generators(seeds)).images
+        return [img.resize(src.size) if img.size != src.size else img for img, src in zip(out, images, strict=True)]

@@ -65,7 +65,7 @@ def _written(made: Made, out: str) -> dict:
 
 @flow(name="make-text-to-video")
 def make_text_to_video(prompt: str, out: str, seed: int = 0, duration_s: float | None = None,
-                       chaining: str = "clip", config_path: str = "configs/tiny.yaml",
+                       chaining: str | None = None, config_path: str = "configs/tiny.yaml",
                        overrides: dict[str, str] | None = None, interactive: bool = False) -> dict:
     tools, approver = _tools(config_path, overrides), paused_for_people(interactive)
     return _written(text_to_video(tools, prompt, seed, duration_s, chaining, approver), out)
@@ -79,7 +79,7 @@ def make_image_to_video(image: str, prompt: str, out: str, seed: int = 0, config
 
 
 @flow(name="make-extend")
-def make_extend(video: str, prompt: str, out: str, seed: int = 0, segments: int = 1, chaining: str = "clip",
+def make_extend(video: str, prompt: str, out: str, seed: int = 0, segments: int = 1, chaining: str | None = None,
                 config_path: str = "configs/tiny.yaml", overrides: dict[str, str] | None = None) -> dict:
     return _written(extend(_tools(config_path, overrides), Path(video), prompt, seed, segments, chaining), out)
 

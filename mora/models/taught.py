@@ -1,9 +1,10 @@
-"""Tiny judges taught to give one fixed answer, whatever they are shown.
+"""Tiny judges (and a tiny prompt agent) taught to give one fixed answer, whatever they are shown.
 
 Random weights never write a ranking, so the paths that read a model's words (free text, over HTTP
 or in process) could only ever be seen abstaining. A tiny judge fine-tuned for a couple of seconds
 to answer, say, ``B > D > A > C`` (or a hostile string) exercises those paths end to end with real
-generation, and gives the benchmark a free-text answer of realistic length.
+generation, and gives the benchmark a free-text answer of realistic length. The prompt agent's
+random weights likewise never write a usable prompt; taught one, its answers can be checked.
 """
 
 from __future__ import annotations
@@ -60,6 +61,44 @@ def teach_answer(source: Path, family: str, answer: str, out: Path, steps: int =
     for step in range(steps):
         inputs, labels = batches[step % len(batches)]
         model(**inputs, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.safetensors", ".mora-tiny.json"))
+    model.eval().save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def teach_prompt(source: Path, answer: str, out: Path, steps: int = 300, seed: int = 0) -> Path:
+    """A copy of the tiny prompt LLM at ``source`` that answers ``answer`` to every invent and enhance ask."""
+    if (out / "config.json").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mora.agents.prompt import ENHANCE, INVENT
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source)
+    rng = np.random.default_rng(seed)
+    words = ["fox", "boat", "castle", "storm", "city", "forest", "lake", "robot", "market", "desert"]
+    batches = []
+    for i in range(16):
+        topic = " ".join(rng.choice(words, 3))
+        ask = (INVENT.format(seed=topic) if i % 2 else ENHANCE.format(prompt=topic))
+        text = tok.apply_chat_template([{"role": "user", "content": ask}], tokenize=False, add_generation_prompt=True)
+        prompt = tok.encode(text, add_special_tokens=False)
+        ids = torch.tensor([prompt + tok.encode(answer + tok.eos_token, add_special_tokens=False)])
+        labels = ids.clone()
+        labels[:, :len(prompt)] = -100
+        batches.append((ids, labels))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        ids, labels = batches[step % len(batches)]
+        model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     tmp = out.with_name(out.name + ".tmp")

@@ -1,9 +1,10 @@
 """Procedure 3, extend a video, and the chaining that long text-to-video uses.
 
-Chaining from the single last frame (the public demo's way) loses motion and accumulates colour and
-sharpness errors segment after segment. ``clip`` chaining conditions each new segment on the last
-``context_frames`` frames through the connect agent (LTX-Video conditions on a clip); ``last-frame``
-is kept for comparison and for image-to-video models that take one image. ``drift`` measures it.
+``last-frame`` (the paper's way, the default): each segment is the image-to-video agent animating
+the previous segment's last frame. Users of the public demo report that this loses motion and
+accumulates colour and sharpness errors segment after segment, so ``clip`` chaining (our option)
+conditions each new segment on the last ``context_frames`` frames through the connect agent
+(LTX-Video conditions on a clip). ``drift`` measures both; ``bench/drift.py`` compares them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from PIL import Image
 from mora.procedures.inputs import InputError, fit_frames, load_video
 from mora.procedures.toolbox import Made, Toolbox, file_digest
 
-CHAININGS = ("clip", "last-frame")
+CHAININGS = ("last-frame", "clip")
+SEGMENT_AGENT = {"last-frame": "image_to_video", "clip": "connect"}
 
 
 def extend_frames(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, segments: int,
-                  chaining: str = "clip") -> tuple[np.ndarray, list[int]]:
+                  chaining: str = "last-frame") -> tuple[np.ndarray, list[int]]:
     """``frames`` followed by ``segments`` new segments; also the frame index where each segment starts."""
     g = tools.gen
     if chaining not in CHAININGS:
@@ -59,12 +61,15 @@ def drift(frames: np.ndarray, starts: list[int]) -> list[dict]:
              "sharpness_ratio": round(sharpness(seg) / sharp0, 4)} for i, seg in enumerate(segments)]
 
 
-def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 1, chaining: str = "clip") -> Made:
+def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 1, chaining: str | None = None
+           ) -> Made:
     tools.begin()
+    chaining = chaining or tools.config.procedures.chaining
     frames, _ = load_video(video)
     g = tools.gen
     frames = fit_frames(frames, g.width, g.height)
     out, starts = extend_frames(tools, frames, prompt, seed, segments, chaining)
     return Made(out, g.fps, tools.record("extend", inputs={"video": str(video), "sha256": file_digest(video)},
                                          prompt=prompt, seeds=[seed + k for k in range(segments)], chaining=chaining,
-                                         segment_starts=starts, drift=drift(out, starts)))
+                                         segment_agent=SEGMENT_AGENT[chaining], segment_starts=starts,
+                                         drift=drift(out, starts)))

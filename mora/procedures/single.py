@@ -1,6 +1,7 @@
 """Procedures 1, 2, 4 and 6 for one video: text-to-video (chained to a duration), image-to-video,
 video-to-video editing and digital-world style. The round's candidate generation is in
-``text_to_video.py``."""
+``text_to_video.py``. Each follows the paper by default; ``procedures:`` in the preset picks our
+alternatives (clip chaining, animating the user's image directly, restyling for digital worlds)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mora.procedures.extend import drift, extend_frames
+from mora.config import ConfigError
+from mora.procedures.extend import SEGMENT_AGENT, drift, extend_frames
 from mora.procedures.inputs import InputError, fit_frames, load_image, load_video
 from mora.procedures.toolbox import Approver, Made, Toolbox, file_digest, show_image, show_video, staged
 
+# procedures.digital_world: restyle (our option): the image-to-image agent's instruction
 DIGITAL_WORLD = ("in the style of a voxel video game world, blocky cubes, pixelated textures, "
                  "bright flat lighting, like Minecraft")
 
@@ -38,11 +41,13 @@ def _image_stage(tools: Toolbox, stage: str, make_image, seed: int, approver: Ap
     return staged(stage, make, seed, approver, show_image, workdir, log)
 
 
-def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | None = None, chaining: str = "clip",
-                  approver: Approver | None = None, workdir: Path | None = None) -> Made:
-    """Prompt (enhanced) -> first frame -> animation, then more segments until ``duration_s``."""
+def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | None = None,
+                  chaining: str | None = None, approver: Approver | None = None, workdir: Path | None = None) -> Made:
+    """Prompt (enhanced) -> first frame -> animation, then more segments until ``duration_s`` (the paper
+    shows about 12 s), each from the last frame of the one before unless ``chaining`` says clip."""
     tools.begin()
     g, log = tools.gen, []
+    chaining = chaining or tools.config.procedures.chaining
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
     enhanced = tools.enhance(prompt, seed)
     image, image_seed = _image_stage(tools, "first-frame", lambda s: tools.first_frame(enhanced, s), seed, approver,
@@ -57,20 +62,29 @@ def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | No
     return Made(frames, g.fps, tools.record(
         "text-to-video", prompt=prompt, enhanced_prompt=enhanced, seeds={"first_frame": image_seed,
                                                                          "video": video_seed},
-        duration_s=duration_s, chaining=chaining if segments else None, segment_starts=starts,
+        duration_s=duration_s, chaining=chaining if segments else None,
+        segment_agent=SEGMENT_AGENT[chaining] if segments else None, segment_starts=starts,
         drift=drift(frames, starts) if segments else None, stages=log))
 
 
 def image_to_video(tools: Toolbox, image: Path, prompt: str, seed: int, approver: Approver | None = None,
-                   workdir: Path | None = None) -> Made:
+                   workdir: Path | None = None, how: str | None = None) -> Made:
+    """The user's image and text through the text-to-image agent (its img2img form), then animated
+    (the paper's way); ``how="direct"`` animates the image as it is."""
     tools.begin()
     g, log = tools.gen, []
+    how = how or tools.config.procedures.image_to_video
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
     picture = load_image(image, g.width, g.height)
-    frames, used = _animate_stage(tools, picture, prompt, seed, approver,
-                                  workdir or Path(tempfile.mkdtemp(prefix="mora-stages-")), log)
+    seeds = {}
+    if how == "text-to-image":
+        picture, seeds["first_frame"] = _image_stage(tools, "first-frame",
+                                                     lambda s: tools.first_frame_from(picture, prompt, s), seed,
+                                                     approver, workdir, log)
+    frames, seeds["video"] = _animate_stage(tools, picture, prompt, seed, approver, workdir, log)
     return Made(frames, g.fps, tools.record("image-to-video", inputs={"image": str(image),
                                                                       "sha256": file_digest(image)},
-                                            prompt=prompt, seeds={"video": used}, stages=log))
+                                            prompt=prompt, image_to_video=how, seeds=seeds, stages=log))
 
 
 def edit_video(tools: Toolbox, video: Path, instruction: str, seed: int, prompt: str | None = None,
@@ -93,21 +107,41 @@ def edit_video(tools: Toolbox, video: Path, instruction: str, seed: int, prompt:
 
 
 def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: Path | None = None,
-                  style: str = DIGITAL_WORLD, approver: Approver | None = None, workdir: Path | None = None) -> Made:
-    """A scene (from a prompt or an image) restyled as a digital world, then animated."""
+                  style: str | None = None, approver: Approver | None = None, workdir: Path | None = None,
+                  how: str | None = None) -> Made:
+    """A scene (from a prompt or an image) as a digital world: by default the paper's way, the
+    image-to-video agent's prompt ends in "In digital world style"; ``how="restyle"`` restyles the
+    first frame with the image-to-image agent before animating it."""
     tools.begin()
-    g, log = tools.gen, []
+    g, log, p = tools.gen, [], tools.config.procedures
+    how = how or p.digital_world
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
     if image is None and not prompt:
         raise InputError("digital-world needs a prompt or an image; pass --prompt TEXT or --image FILE")
     base = (load_image(image, g.width, g.height) if image else None)
     scene = prompt or "the scene"
+    if how == "suffix":
+        style = style or p.digital_world_suffix
+        from mora.agents.image_to_video import IMAGE_ONLY
 
-    def restyle(s: int) -> Image.Image:
-        return tools.edit(base if base is not None else tools.first_frame(scene, s), f"{scene}, {style}", s)
+        if tools.image_to_video.family in IMAGE_ONLY:
+            raise ConfigError(f"procedures.digital_world: suffix needs an image-to-video agent that reads text, and "
+                              f"{tools.image_to_video.family} does not; set procedures.digital_world=restyle")
+        seeds = {}
+        if base is None:
+            base, seeds["first_frame"] = _image_stage(tools, "first-frame", lambda s: tools.first_frame(scene, s),
+                                                      seed, approver, workdir, log)
+        clip, seeds["video"] = _animate_stage(tools, base, f"{scene.rstrip(' .')}. {style}", seed, approver,
+                                              workdir, log)
+    else:
+        style = style or DIGITAL_WORLD
 
-    styled, style_seed = _image_stage(tools, "styled-frame", restyle, seed, approver, workdir, log)
-    clip, video_seed = _animate_stage(tools, styled, f"{scene}, {style}", seed, approver, workdir, log)
+        def restyle(s: int) -> Image.Image:
+            return tools.edit(base if base is not None else tools.first_frame(scene, s), f"{scene}, {style}", s)
+
+        styled, style_seed = _image_stage(tools, "styled-frame", restyle, seed, approver, workdir, log)
+        clip, video_seed = _animate_stage(tools, styled, f"{scene}, {style}", seed, approver, workdir, log)
+        seeds = {"style": style_seed, "video": video_seed}
     inputs = {"image": str(image), "sha256": file_digest(image)} if image else {}
-    return Made(clip, g.fps, tools.record("digital-world", inputs=inputs, prompt=prompt, style=style,
-                                          seeds={"style": style_seed, "video": video_seed}, stages=log))
+    return Made(clip, g.fps, tools.record("digital-world", inputs=inputs, prompt=prompt, digital_world=how,
+                                          style=style, seeds=seeds, stages=log))

@@ -74,18 +74,25 @@ class Toolbox:
 
     @property
     def connect(self):
-        return self._agent("connect", "mora.agents.connect.ConnectAgent", self.gen.connect)
+        """With a checkpoint, the connect agent carries the tuned image-to-video weights and modulation
+        wherever it is the model they were trained from (LTX-Video for both, as in configs/tiny.yaml)."""
+        return self._agent("connect", "mora.agents.connect.ConnectAgent", self.gen.connect,
+                           checkpoint=self.gen.checkpoint)
+
+    def tuned(self) -> list[str]:
+        """The agents this procedure used that carry the checkpoint's weights."""
+        return [role for role, agent in self._agents.items()
+                if role in self.models and getattr(agent, "checkpoint", None)]
 
     def enhance(self, prompt: str, seed: int) -> str:
         """The prompt agent's richer version when the preset enables it, else the prompt itself."""
         p = self.config.prompts
         if not (p.enhance and p.model):
             return prompt
-        from mora.agents.prompt import PromptAgent
+        from mora.agents.prompt import load_prompt_agent
 
-        agent = PromptAgent.from_pretrained(self._ref("prompt", p.model), self.runtime,
-                                            max_new_tokens=p.max_new_tokens, temperature=p.temperature)
-        return agent.enhance([prompt], seed)[0] or prompt
+        self._ref("prompt", p.model)
+        return load_prompt_agent(p, self.runtime).enhance([prompt], seed)[0] or prompt
 
     def timed(self, stage: str, fn: Callable, *args, **kwargs):
         start = time.perf_counter()
@@ -98,6 +105,12 @@ class Toolbox:
         g = self.gen
         return self.timed("text_to_image", self.text_to_image.first_frame, prompt, [seed], g.height, g.width,
                           g.image_steps, g.image_guidance)[0]
+
+    def first_frame_from(self, image: Image.Image, prompt: str, seed: int) -> Image.Image:
+        """The text-to-image agent's frame from the user's image and text (its img2img form)."""
+        g = self.gen
+        return self.timed("text_to_image", self.text_to_image.first_frame_from, [image], prompt, [seed],
+                          g.image_steps, g.image_guidance, self.config.procedures.image_strength)[0]
 
     def edit(self, image: Image.Image, instruction: str, seed: int) -> Image.Image:
         g = self.gen
@@ -113,7 +126,7 @@ class Toolbox:
         g = self.gen
         return {"procedure": procedure, "created_at": datetime.now(UTC).isoformat(),
                 "models": {role: {"id": ref.id, "revision": ref.revision} for role, ref in self.models.items()},
-                "checkpoint": g.checkpoint if {"text_to_image", "image_to_video"} & set(self.models) else None,
+                "checkpoint": g.checkpoint if self.tuned() else None, "tuned_agents": self.tuned(),
                 "size": {"height": g.height, "width": g.width, "num_frames_per_segment": g.num_frames, "fps": g.fps},
                 "steps": {"image": g.image_steps, "video": g.video_steps},
                 "guidance": {"image": g.image_guidance, "video": g.video_guidance}, "edit_strength": g.edit_strength,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent
+from mora.agents.prompt import PromptAgent, load_prompt_agent
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import ConfigError, RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
@@ -48,8 +48,7 @@ class RoundAgents:
              ) -> RoundAgents:
         """The agents of ``parts``; a stage worker loads only what its stage uses (None or [] for the rest)."""
         rt, p, gen = config.runtime, config.prompts, config.generation
-        prompt = (PromptAgent.from_pretrained(p.model, rt, max_new_tokens=p.max_new_tokens,
-                                              temperature=p.temperature) if p.model and "prompt" in parts else None)
+        prompt = load_prompt_agent(p, rt) if "prompt" in parts else None  # in process, or over HTTP
         generation = "generation" in parts
         return cls(prompt=prompt,
                    text_to_image=TextToImageAgent.from_pretrained(gen.text_to_image, rt, gen.checkpoint)

@@ -18,6 +18,7 @@ from mora.review.push import push
 from mora.review.server import ReviewServerError, connect
 from mora.review.waiting import wait_until_decided
 from mora.training import trends
+from mora.training.chain import ROLES
 from mora.training.checkpoint import read_lineage
 from mora.training.trainer import SelfModulatedTrainer
 
@@ -57,9 +58,9 @@ def fine_tune(config: RoundConfig) -> dict:
 
     def on_step(record: dict, total: int) -> None:
         factors = ", ".join(f"{role} {f:.5f}" for role, f in record["factors"].items())
-        log.info("step %d/%d: loss %.4f (t2i %.4f, i2v %.4f) %s%.2fs", record["step"], total, record["loss"],
-                 record["text_to_image"], record["image_to_video"], f"factors {factors}; " if factors else "",
-                 record["seconds"])
+        parts = ", ".join(f"{role} {record[role]:.4f}" for role in ROLES if role in record)  # per-agent only
+        log.info("step %d/%d: %s loss %.4f%s %s%.2fs", record["step"], total, record["objective"], record["loss"],
+                 f" ({parts})" if parts else "", f"factors {factors}; " if factors else "", record["seconds"])
 
     try:
         result = trainer.train(on_step)

@@ -1,10 +1,19 @@
 """The agents as one differentiable chain: text-to-image, then image-to-video, trained end to end.
 
-Both agents are flow-matching transformers. For a selected video, the text-to-image agent denoises a
-noised latent of its first frame; its one-step estimate of that frame, decoded to pixels, is the
-image the image-to-video agent is conditioned on while it denoises the rest of the clip. The final
-loss therefore reaches the text-to-image agent through the image it hands on, as at generation.
-Each agent's loss share is its modulation factor over the mean factor, so the shares are learned.
+Both agents are flow-matching transformers. The frame the text-to-image agent hands on is, by
+default (``handoff: sampled``), the frame it makes at generation: its own few-step sampling from the
+candidate's seed, prompt, steps and guidance, with gradient through the last step(s) and the VAE
+decode, rounded to 8 bits as the image is. (``estimate``: the older one-step estimate from its noised
+target frame at a random noise level, a frame it never hands on at generation.)
+
+``objective: paper``: one loss between the chain's final output and the target video. The final
+output is the image-to-video agent's clip: frame 0 is the frame it was handed, the rest its estimate
+of the clip; min-SNR-gamma weights the estimate's error, the handed-on frame counts with weight gamma
+(its noise level is zero). The gradient reaches every agent through that one loss. The modulation
+factor is the L2 norm of the agent's modulation embedding, the magnitude of the tokens appended to
+its prompt embedding (the paper's equations are lost; that is our reading).
+``objective: per-agent``: each agent's own flow-matching loss, weighted by its factor (relative to
+its initial norm) over the mean factor, so the shares are learned.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from diffusers.training_utils import compute_density_for_timestep_sampling
 from torch import nn
 
 from mora.agents.modulation import Modulation, ltx_conditioning, sd3_conditioning
+from mora.agents.text_to_image import generators
 
 ROLES = ("text_to_image", "image_to_video")
 
@@ -83,9 +93,59 @@ class TextToImageStage:
     """An SD3-family agent: flow-matching loss on the first frame, and the frame it hands on."""
 
     def __init__(self, pipe):
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
         self.pipe, self.transformer, self.vae = pipe, pipe.transformer, pipe.vae
         self.encode = PromptCache(lambda prompts: sd3_conditioning(pipe, prompts, None, guidance=False))
+        self.encode_guided = PromptCache(lambda prompts: sd3_conditioning(pipe, prompts, None, guidance=True))
         self.latents = LatentCache(lambda pixels: pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist)
+        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)  # its own state
+
+    def _timesteps(self, steps: int, height: int, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generation schedule: what the SD3 pipeline computes for these steps and this size."""
+        from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
+
+        config, kwargs = self.scheduler.config, {}
+        if config.get("use_dynamic_shifting", None):
+            patch = self.transformer.config.patch_size
+            kwargs["mu"] = calculate_shift((height // patch) * (width // patch), config.get("base_image_seq_len", 256),
+                                           config.get("max_image_seq_len", 4096), config.get("base_shift", 0.5),
+                                           config.get("max_shift", 1.16))
+        self.scheduler.set_timesteps(steps, device=device, **kwargs)
+        return self.scheduler.timesteps, self.scheduler.sigmas.to(device)
+
+    def sample(self, prompts: list[str], seeds: list[int], modulation: Modulation | None, height: int, width: int,
+               steps: int, guidance: float, grad_steps: int) -> torch.Tensor:
+        """The first frames ``[B, 3, H, W]`` in [-1, 1] as the agent makes them at generation (seed, steps,
+        guidance, Euler flow-matching steps, 8-bit rounding); gradient flows through the last ``grad_steps``
+        steps and the decode (the rounding passes it straight through)."""
+        guided = guidance > 1
+        text = (self.encode_guided if guided else self.encode)(prompts)
+        embeds, pooled = text["prompt_embeds"], text["pooled_prompt_embeds"]
+        if guided:  # as the pipeline batches them: unconditional first
+            embeds, pooled = (torch.cat([text["negative_prompt_embeds"], embeds]),
+                              torch.cat([text["negative_pooled_prompt_embeds"], pooled]))
+        if modulation is not None:
+            embeds = modulation.append(embeds)
+        device, vae = self.transformer.device, self.vae
+        latents = self.pipe.prepare_latents(len(seeds), self.transformer.config.in_channels, height, width,
+                                            embeds.dtype, device, generators(seeds))
+        timesteps, sigmas = self._timesteps(steps, latents.shape[2], latents.shape[3], device)
+        for i, t in enumerate(timesteps):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and i >= len(timesteps) - grad_steps):
+                model_input = torch.cat([latents] * 2) if guided else latents
+                velocity = self.transformer(hidden_states=model_input, timestep=t.expand(model_input.shape[0]),
+                                            encoder_hidden_states=embeds, pooled_projections=pooled,
+                                            return_dict=False)[0]
+                if guided:
+                    uncond, cond = velocity.chunk(2)
+                    velocity = uncond + guidance * (cond - uncond)
+                # the scheduler's Euler step, written out so that it stays differentiable
+                latents = (latents.float() + (sigmas[i + 1] - sigmas[i]) * velocity.float()).to(velocity.dtype)
+        pixels = vae.decode(latents / vae.config.scaling_factor + vae.config.shift_factor, return_dict=False)[0]
+        levels = ((pixels.float() / 2 + 0.5).clamp(0, 1) * 255)
+        levels = levels + (levels.round() - levels).detach()  # the 8-bit image the next agent is given
+        return levels / 127.5 - 1
 
     def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None, generator: torch.Generator,
                  gamma: float | None, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,8 +180,13 @@ class ImageToVideoStage:
         return self.pipe._normalize_latents(latents, self.vae.latents_mean, self.vae.latents_std, scaling)
 
     def __call__(self, video: torch.Tensor, first: torch.Tensor, text: dict, modulation: Modulation | None,
-                 fps: float, generator: torch.Generator, gamma: float | None, keys: list[str]) -> torch.Tensor:
-        """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame."""
+                 fps: float, generator: torch.Generator, gamma: float | None, keys: list[str],
+                 final: bool = False) -> torch.Tensor:
+        """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame.
+
+        ``final``: the loss of the chain's final output against the target clip, the handed-on frame
+        (frame 0 of the output) included; otherwise the agent's own loss on the frames it makes.
+        """
         pipe, vae = self.pipe, self.vae
         mean, std = self.latents(keys, video)
         z = self._normalize(mean + std * _noise(mean, generator), vae.config.scaling_factor)
@@ -146,43 +211,82 @@ class ImageToVideoStage:
             num_frames=frames, height=height, width=width, rope_interpolation_scale=(temporal / fps, spatial, spatial),
             return_dict=False)[0]
         target = pipe._pack_latents(noise - z, p, pt)
-        err = ((velocity.float() - target.float()) ** 2).mean(-1) * (1 - mask)
-        return err.sum(1) / (1 - mask).sum(1).clamp(min=1) * snr_weights(sigmas, gamma)
+        err = ((velocity.float() - target.float()) ** 2).mean(-1) * (1 - mask) * snr_weights(sigmas, gamma)[:, None]
+        if not final:
+            return err.sum(1) / (1 - mask).sum(1).clamp(min=1)
+        # frame 0 of the output is the handed-on frame: its error against the target's first frame
+        target_first = self._normalize(mean[:, :, :1], 1.0)
+        first_err = ((cond.float() - target_first.float()) ** 2).flatten(1).mean(1) * (gamma or 1.0)
+        return (err.sum(1) + first_err * mask.sum(1)) / mask.shape[1]
 
 
 @dataclass
 class ChainLoss:
-    loss: torch.Tensor  # the shares-weighted sum, to backpropagate
-    agent_losses: dict[str, float]
+    loss: torch.Tensor  # what is backpropagated
+    agent_losses: dict[str, float]  # per-agent: each agent's own loss; paper: none (one loss)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the text-to-image agent makes first frames at generation (the preset's generation settings)."""
+
+    steps: int
+    guidance: float
+    grad_steps: int = 1
 
 
 class SelfModulatedChain(nn.Module):
     """Text-to-image → image-to-video with one modulation embedding per agent (or none: the ablation)."""
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
-                 snr_gamma: float | None):
+                 snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
+                 sampling: Sampling | None = None):
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
-        self.snr_gamma = snr_gamma
+        self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
+        self.sampling = sampling or Sampling(steps=4, guidance=1.0)
+
+    def factors(self) -> dict[str, torch.Tensor]:
+        """Each agent's modulation factor: the L2 norm of its modulation embedding."""
+        return {role: m.factor() for role, m in self.modulations.items()}
 
     def shares(self) -> dict[str, torch.Tensor]:
-        """Each agent's loss share: its modulation factor over the mean factor (1 each without modulation)."""
+        """per-agent: each agent's loss share, its factor relative to its initial norm over the mean of those
+        (1 each without modulation); the paper's objective has one loss and no shares."""
+        if self.objective == "paper":
+            return {}
         if not self.modulations:
             return {role: torch.tensor(1.0) for role in ROLES}
-        factors = {role: self.modulations[role].factor() for role in ROLES}
+        factors = {role: self.modulations[role].relative_factor() for role in ROLES}
         mean = sum(factors.values()) / len(factors)
         return {role: f / mean for role, f in factors.items()}
+
+    def hand_off(self, batch: dict, frames: torch.Tensor, generator: torch.Generator, keys: list[str],
+                 mods: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(text-to-image loss or None, the frame handed to image-to-video)``."""
+        own = None
+        if self.objective == "per-agent" or self.handoff == "estimate":
+            own, estimate = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
+                                     generator, self.snr_gamma, keys)
+            if self.handoff == "estimate":
+                return own, estimate
+        s = self.sampling
+        handed = self.t2i.sample(batch["prompt"], [int(x) for x in batch["seed"]], mods["text_to_image"],
+                                 frames.shape[-2], frames.shape[-1], s.steps, s.guidance, s.grad_steps)
+        return own, handed
 
     def forward(self, batch: dict, generator: torch.Generator) -> ChainLoss:
         mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
         keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
-        t2i_loss, handed_on = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
-                                       generator, self.snr_gamma, keys)
+        t2i_loss, handed_on = self.hand_off(batch, frames, generator, keys, mods)
+        final = self.objective == "paper"
         i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
-                            float(batch["fps"][0]), generator, self.snr_gamma, keys)
+                            float(batch["fps"][0]), generator, self.snr_gamma, keys, final=final)
+        if final:
+            return ChainLoss(loss=i2v_loss.mean(), agent_losses={})
         shares = self.shares()
         losses = {"text_to_image": t2i_loss.mean(), "image_to_video": i2v_loss.mean()}
         total = sum(shares[role].to(device) * losses[role] for role in ROLES)

@@ -95,7 +95,7 @@ def read_lineage(path: str | Path, field: str = "generation.checkpoint") -> dict
     return _lineages[key]
 
 
-def _same_model(recorded: dict, ref: ModelRef) -> bool:
+def same_model(recorded: dict, ref: ModelRef) -> bool:
     if recorded.get("revision") != ref.revision:
         return False
     a, b = Path(recorded["id"]), Path(ref.id)
@@ -106,7 +106,7 @@ def _same_model(recorded: dict, ref: ModelRef) -> bool:
 
 def check_base(lineage: dict, role: str, ref: ModelRef, path: str | Path) -> None:
     recorded = lineage["base_models"][role]
-    if not _same_model(recorded, ref):
+    if not same_model(recorded, ref):
         raise ConfigError(f"generation.checkpoint '{path}' was trained from {role} model '{recorded['id']}', "
                           f"but generation.{role} is '{ref.describe()}'; point generation.{role} at that model "
                           "or drop the checkpoint")

@@ -20,7 +20,7 @@ from mora.media import decode
 from mora.procedures.inputs import fit_frames
 
 CHOICES = ("selected", "accepted", "all")
-COLUMNS = ["set_id", "round_id", "prompt", "enhanced_prompt", "candidate_index", "video", "fps", "decision",
+COLUMNS = ["set_id", "round_id", "prompt", "enhanced_prompt", "candidate_index", "seed", "video", "fps", "decision",
            "decision_source", "selected"]
 
 
@@ -85,7 +85,8 @@ class ShardVideoDataset(IterableDataset):
         video = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {"prompt": row["enhanced_prompt"] or row["prompt"], "frames": video, "first_frame": video[0],
                 "fps": float(row["fps"]), "set_id": row["set_id"], "round_id": row["round_id"],
-                "candidate_index": int(row["candidate_index"]), "decision_source": row["decision_source"],
+                "candidate_index": int(row["candidate_index"]), "seed": int(row["seed"]),
+                "decision_source": row["decision_source"],
                 "iteration": iteration}
 
     def __iter__(self) -> Iterator[dict]:

@@ -26,7 +26,7 @@ from mora.agents.modulation import TRAINABLE, Modulation, family, special_token_
 from mora.config import ConfigError, ModelRef, RoundConfig
 from mora.seeds import derive_seed
 from mora.training import checkpoint as ckpt
-from mora.training.chain import ROLES, SelfModulatedChain
+from mora.training.chain import ROLES, Sampling, SelfModulatedChain
 from mora.training.data import ShardVideoDataset, collate
 
 StepCallback = Callable[[dict, int], None]
@@ -70,7 +70,7 @@ def check_trainable(config: RoundConfig) -> None:
         if name is not None and name not in TRAINABLE[role]:
             raise ConfigError(f"generation.{role} is a {name}; self-modulated fine-tuning trains "
                               f"{' or '.join(TRAINABLE[role])} for this agent; use a preset with one "
-                              "(configs/tiny.yaml, configs/mora-train.yaml)")
+                              "(configs/tiny.yaml, configs/sd35-ltx-train.yaml)")
 
 
 def _file_digest(path: Path) -> str:
@@ -200,8 +200,10 @@ class SelfModulatedTrainer:
         mods = {role: self._modulation(pipes[role], role) for role in ROLES}
         mods = {role: m.to(self.device) for role, m in mods.items() if m is not None}
         self.pipes = pipes
-        self.chain = SelfModulatedChain(pipes["text_to_image"], pipes["image_to_video"], mods or None,
-                                        self.training.snr_gamma)
+        t = self.training
+        self.chain = SelfModulatedChain(pipes["text_to_image"], pipes["image_to_video"], mods or None, t.snr_gamma,
+                                        t.objective, t.handoff, Sampling(self.gen.image_steps, self.gen.image_guidance,
+                                                                         t.handoff_grad_steps))
         agent_params = [p for role in ROLES for p in pipes[role].transformer.parameters() if p.requires_grad]
         mod_params = list(self.chain.modulations.parameters())
         self.params = agent_params + mod_params
@@ -318,7 +320,7 @@ class SelfModulatedTrainer:
         t, start = self.training, time.perf_counter()
         self.chain.train()
         accum = t.gradient_accumulation
-        totals: dict = {"loss": 0.0, "text_to_image": 0.0, "image_to_video": 0.0}
+        totals: dict = {"loss": 0.0}
         for micro in range(accum):
             batch = next(batches)
             generator = torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step, micro))
@@ -326,16 +328,16 @@ class SelfModulatedTrainer:
                 out = self.chain(batch, generator)
             (out.loss / accum).backward()
             totals["loss"] += float(out.loss.detach()) / accum
-            for role in ROLES:
-                totals[role] += out.agent_losses[role] / accum
+            for role, value in out.agent_losses.items():  # per-agent: each agent's own loss
+                totals[role] = totals.get(role, 0.0) + value / accum
         if t.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.step(self.params)
-        factors = {r: float(self.chain.modulations[r].factor().detach()) for r in self.chain.modulations}
-        return {"step": step + 1, **totals, "factors": factors,
+        factors = {r: float(f.detach()) for r, f in self.chain.factors().items()}
+        return {"step": step + 1, **totals, "objective": t.objective, "factors": factors,
                 "shares": {r: float(v.detach()) for r, v in self.chain.shares().items()},
                 "seconds": time.perf_counter() - start}
 
