@@ -28,6 +28,7 @@ sys.path.insert(1, str(HERE))
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+REASON = "[placeholder='Why? (optional)']"  # the reason box, a textarea or a one-line input
 VISIBLE = "[...document.querySelectorAll('.lsf-choice')].filter(c => c.offsetParent)"
 
 
@@ -41,6 +42,7 @@ def review_one(page, client, task_ids: list[int], done: int) -> dict:
     actions = {"clicks": 0, "keys": 0, "scrolls": 0}
     page.wait_for_function("document.querySelectorAll('video').length === 4 && "
                            "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=60_000)
+    page.wait_for_timeout(300)  # the layout settles after the videos load
     opened = time.monotonic()
     preselected = any(page.evaluate(f"{VISIBLE}.map(c => c.querySelector('input').checked)"))
     plays = page.locator("[data-testid='playback-button:play']")
@@ -54,13 +56,13 @@ def review_one(page, client, task_ids: list[int], done: int) -> dict:
         button.click()
         actions["clicks"] += 1
     clip = page.evaluate("document.querySelector('video').duration") / max(1, int(page.evaluate(
-        "(document.body.innerText.match(/repeat (\\\\d+)x/) || [0, 1])[1]")))
+        "(document.body.innerText.match(/repeat (\\d+)x/) || [0, 1])[1]")))
     page.wait_for_function(f"[...document.querySelectorAll('video')].every(v => v.currentTime >= {clip} || v.ended)",
                            timeout=60_000)  # each candidate seen through once
-    if not in_view(page, "textarea"):
-        page.locator("textarea").first.scroll_into_view_if_needed()
+    if not in_view(page, REASON):
+        page.locator(REASON).first.scroll_into_view_if_needed()
         actions["scrolls"] += 1
-    page.locator("textarea").first.click()
+    page.locator(REASON).first.click()
     actions["clicks"] += 1
     page.keyboard.type("smoothest motion")
     if page.get_by_role("button", name="Add").count():  # a reason box that keeps text only once added
@@ -103,7 +105,7 @@ def main() -> None:
     try:
         push(conn, root, "tiny")
         client = client_for(conn)
-        project = client.projects.list()[0].id
+        project = next(iter(client.projects.list())).id
         task_ids = [t.id for t in client.tasks.list(project=project)]
         creds = json.loads((server.server_dir(root) / "credentials.json").read_text())
         rows = []
