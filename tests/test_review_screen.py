@@ -66,3 +66,21 @@ def test_a_verdict_carries_the_submit_time_and_a_full_ranking():
                         ann("candidate_2", 2, "2026-11-20T11:30:00Z")], {1: "ann@x", 2: "bob@x"})
     assert verdict.reviewed_at == datetime(2026, 11, 20, 11, 30, tzinfo=UTC)
     assert verdict.ranking == [2, 0, 3, 1] and verdict.reviewers == ["ann@x", "bob@x"]
+
+
+def test_the_rounds_next_steps_are_whole_lines_with_a_command_that_exists(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from mora import cli
+
+    out = Console(width=60, record=True, file=open(tmp_path / "out.txt", "w"))  # noqa: SIM115
+    monkeypatch.setattr(cli, "console", out)
+    cfg = SimpleNamespace(shards=SimpleNamespace(root="/very/long/shard/root/for/the/nightly/rounds", dataset="tiny"))
+    cli._print_summary({"round_id": "r1", "shards": [], "pending_reviews": 2}, cfg)
+    lines = out.export_text().splitlines()
+    push = next(line.split() for line in lines if " review push " in line)
+    assert push[1:] == ["review", "push", "--root", "/very/long/shard/root/for/the/nightly/rounds", "--dataset", "tiny"]
+    assert push[0] == "mora" or cli.Path(push[0]).resolve().is_file()
+    assert any(line.split()[:2] == ["make", "review-env"] for line in lines if line.strip())
