@@ -66,6 +66,8 @@ def test_a_verdict_carries_the_submit_time_and_a_full_ranking():
                         ann("candidate_2", 2, "2026-11-20T11:30:00Z")], {1: "ann@x", 2: "bob@x"})
     assert verdict.reviewed_at == datetime(2026, 11, 20, 11, 30, tzinfo=UTC)
     assert verdict.ranking == [2, 0, 3, 1] and verdict.reviewers == ["ann@x", "bob@x"]
+    untouched = ["candidate_0", "candidate_1", "candidate_2", "candidate_3"]  # the Ranker as shown, never dragged
+    assert majority([ann("candidate_2", 1, "2026-11-20T10:00:00Z", untouched)], {}).ranking is None
 
 
 def test_the_rounds_next_steps_are_whole_lines_with_a_command_that_exists(monkeypatch, tmp_path):

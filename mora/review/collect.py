@@ -60,6 +60,12 @@ def _ranking(annotation: dict) -> list[int] | None:
     return None
 
 
+def _consistent(ranking: list[int] | None, choice: str) -> bool:
+    """A ranking that puts the chosen candidate first. Label Studio submits an untouched Ranker in the order
+    shown, so an order that contradicts the choice is no ranking at all."""
+    return bool(ranking) and (choice == REJECT_ALL or choice == f"candidate_{ranking[0]}")
+
+
 def _when(annotation: dict) -> datetime | None:
     stamp = annotation.get("updated_at") or annotation.get("created_at")
     if isinstance(stamp, str):
@@ -83,7 +89,7 @@ def majority(annotations: list[dict], reviewer_names: dict[int, str]) -> Verdict
                    reasons=[t for a in agreeing for t in _value(a, REASON) if t.strip()],
                    lead_time_s=float(sum(a.get("lead_time") or 0.0 for a in agreeing)), annotations=len(submitted),
                    reviewed_at=max(times) if times else None,
-                   ranking=next((r for r in map(_ranking, agreeing) if r), None))
+                   ranking=next((r for r in map(_ranking, agreeing) if _consistent(r, choice)), None))
 
 
 def decided_rows(rows: list[dict], verdict: Verdict, task_id: int) -> list[dict]:
