@@ -110,9 +110,9 @@ def tasks_by_set(client, project: int) -> dict[str, int]:
 def payload(root: Path, dataset: str, record: dict) -> dict:
     """The set's task, with its review copies written and the clips' frame rate and repeats."""
     urls = write_media(root, dataset, record)
-    table = pq.read_table(record["shards"][0], columns=["set_id", "fps", "num_frames", "width", "height"],
-                          filters=[("set_id", "=", record["set_id"])])
-    first = table.slice(0, 1).to_pylist()[0]
+    first = next(row for shard in record["shards"] for row in pq.read_table(
+        shard, columns=["set_id", "fps", "num_frames", "width", "height"],
+        filters=[("set_id", "=", record["set_id"])]).slice(0, 1).to_pylist())
     _, repeats = review_plan(first["width"], first["height"], first["num_frames"], first["fps"])
     return task_payload(record, urls, fps=first["fps"], repeats=repeats)
 

@@ -66,7 +66,7 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float = 120.0,
+def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float = 300.0,
        waiting: Callable[[float], None] | None = None) -> Connection:
     """Start (or find running) the local server for this shard root; returns once it answers.
     ``waiting(seconds)`` is called while it starts (the first start migrates its database)."""
