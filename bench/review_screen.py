@@ -95,7 +95,8 @@ def main() -> None:
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mora-bench-prefect-"))
     work = Path(tempfile.mkdtemp(prefix="mora-bench-review-"))
     config = write_tiny_config(HERE / ".mora" / "models" / "tiny", work)
-    overrides = {"prompts.count": "3", "generation.num_frames": "9"}
+    # two orders per judge keep the tiny judges disagreeing, so all three sets go to review
+    overrides = {"prompts.count": "3", "generation.num_frames": "9", "judges.0.orders": "2", "judges.1.orders": "2"}
     dataset_round(str(config), overrides)
     root = load_config(config, overrides).shards.root
     cached = HERE / ".mora" / "cache" / "label-studio"

@@ -40,7 +40,8 @@ def review(tmp_path_factory, tiny_models):
         server.down(cold)
         shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("review"))
-    overrides = {"prompts.count": "3", "generation.num_frames": "9"}
+    # judges shown in two orders only keep their position preferences and disagree: every set needs review
+    overrides = {"prompts.count": "3", "generation.num_frames": "9", "judges.0.orders": "2", "judges.1.orders": "2"}
     dataset_round(str(config), overrides)
     cfg = load_config(config, overrides)
     root = cfg.shards.root
@@ -234,9 +235,11 @@ def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review)
     from mora.review.reviewers import add_reviewer
 
     root, dataset, conn = review["root"], review["dataset"], review["conn"]
-    dataset_round(str(review["config"]), review["overrides"] | {"iteration": "4", "prompts.count": "1"})
+    dataset_round(str(review["config"]), review["overrides"] | {"iteration": "4"})
     push(conn, root, dataset)
-    (record,) = [r for r in records(root, dataset) if r["iteration"] == 4]
+    fresh = [r for r in records(root, dataset) if r["iteration"] == 4]
+    assert fresh, "the tiny round sent no set to review"
+    record = min(fresh, key=lambda r: r["task_id"])  # the label stream opens tasks in order
     person = add_reviewer(conn, "ann@example.org")
     assert "ann@example.org" in [u.email for u in client_for(conn).users.list()]
     with pytest.raises(ReviewServerError, match="has an account already"):
