@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PREFECT_HOME ?= $(CURDIR)/.mora/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 
-.PHONY: round test setup tiny review-env browser lint bench clean
+.PHONY: round test setup tiny review-env review browser lint bench clean
 
 round: setup tiny
 	$(VENV)/bin/mora round --config configs/tiny.yaml
@@ -43,6 +43,13 @@ $(LS_VENV)/.installed: constraints-label-studio.txt
 	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LS_VENV)/bin/python -m pip install -q -c constraints-label-studio.txt label-studio==1.23.2
 	touch $@
+
+# Reviewing a round: Label Studio installed and up on 127.0.0.1:8090, the pending sets pushed as tasks.
+ROOT    ?= mora-data
+DATASET ?= tiny
+review: setup review-env
+	$(VENV)/bin/mora review up --root $(ROOT)
+	$(VENV)/bin/mora review push --root $(ROOT) --dataset $(DATASET)
 
 # Debian's Chromium for the review UI test (Playwright drives it; nothing is downloaded by Playwright).
 browser:

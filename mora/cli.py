@@ -93,11 +93,35 @@ def _print_summary(summary: dict, cfg) -> None:
         console.print(f"contact sheet: {path}", soft_wrap=True)
     if summary["pending_reviews"]:
         root, dataset = cfg.shards.root, cfg.shards.dataset
-        console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:\n"
-                      f"  mora review up --root {root}                      # local Label Studio on 127.0.0.1\n"
-                      f"  mora review push --root {root} --dataset {dataset}\n"
-                      f"  then open the printed URL; afterwards: mora review collect --root {root} "
-                      f"--dataset {dataset}")
+        console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:")
+        for line in next_steps(str(root), dataset):
+            console.print(line, soft_wrap=True, highlight=False, markup=False)  # never wrapped inside a command
+
+
+def mora_command() -> str:
+    """How to call mora from here: plain ``mora`` when it is on PATH, else the virtualenv's script."""
+    import shutil
+    import sys
+
+    if shutil.which("mora"):
+        return "mora"
+    script = Path(sys.argv[0]) if Path(sys.argv[0]).name == "mora" else Path(sys.executable).parent / "mora"
+    try:
+        return str(script.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script.resolve())
+
+
+def next_steps(root: str, dataset: str) -> list[str]:
+    """The commands that take a round's pending sets to reviewers and back, one per line, pasteable."""
+    mora = mora_command()
+    return ["  make review-env   # once: Label Studio in its own virtualenv",
+            f"  {mora} review up --root {root}   # local Label Studio on 127.0.0.1:8090",
+            f"  {mora} review push --root {root} --dataset {dataset}",
+            f"  {mora} review add-reviewer EMAIL --root {root}   # an account per reviewer",
+            "  # reviewers open the printed URL; afterwards:",
+            f"  {mora} review collect --root {root} --dataset {dataset}",
+            f"  (or all at once: make review ROOT={root} DATASET={dataset})"]
 
 
 @models_app.command("make-tiny")
@@ -144,42 +168,91 @@ DATASET_OPT = typer.Option("tiny", "--dataset", help="dataset name (shards.datas
 URL_OPT = typer.Option(None, "--url", help="an existing Label Studio (token: $MORA_LABEL_STUDIO_TOKEN)")
 
 
+PORT_OPT = typer.Option(8090, "--port", help="port on 127.0.0.1")
+
+
 @review_app.command("up")
-def review_up(root: Path = ROOT_OPT, port: int = typer.Option(8090, help="port on 127.0.0.1")) -> None:
+def review_up(root: Path = ROOT_OPT, port: int = PORT_OPT) -> None:
     """Start a local Label Studio (its own virtualenv) for this shard root."""
+    import time
+
     from mora.review import server
 
+    log = server.server_dir(root) / "server.log"
+    console.print(f"starting Label Studio on 127.0.0.1:{port} (the first start migrates its database, "
+                  f"~20-50 s; log: {log})", soft_wrap=True)
+    shown = [0.0]
+
+    def waiting(seconds: float) -> None:
+        status.update(f"starting Label Studio: {seconds:.0f} s")
+        if not console.is_terminal and seconds - shown[0] >= 5:  # a log or CI sees a line every 5 s
+            shown[0] = seconds
+            console.print(f"  still starting: {seconds:.0f} s")
+
+    started = time.monotonic()
     try:
-        with console.status("starting Label Studio (the first start migrates its database, ~20 s)"):
-            conn = server.up(root, port=port)
+        with console.status("starting Label Studio") as status:
+            conn = server.up(root, port=port, waiting=waiting)
     except server.ReviewServerError as exc:
         _fail(str(exc))
     creds = server.server_dir(root) / "credentials.json"
-    console.print(f"Label Studio: {conn.url}  (user {server.ADMIN}; password and token in {creds})")
+    console.print(f"Label Studio: {conn.url}  (ready after {time.monotonic() - started:.0f} s; user "
+                  f"{server.ADMIN}; password and token in {creds}; add reviewers with "
+                  f"`{mora_command()} review add-reviewer EMAIL --root {root}`)", soft_wrap=True)
 
 
 @review_app.command("down")
-def review_down(root: Path = ROOT_OPT) -> None:
+def review_down(root: Path = ROOT_OPT, port: int | None = typer.Option(None, "--port",
+                                                                        help="the port given to `up`")) -> None:
     """Stop the local Label Studio of this shard root."""
     from mora.review import server
 
-    console.print("stopped" if server.down(root) else "no local Label Studio was running")
+    try:
+        stopped = server.down(root, port=port)
+    except server.ReviewServerError as exc:
+        _fail(str(exc))
+    console.print("stopped" if stopped else "no local Label Studio was running")
+
+
+@review_app.command("add-reviewer")
+def review_add_reviewer(email: str = typer.Argument(..., help="the reviewer's email (their login)"),
+                        root: Path = ROOT_OPT, url: str | None = URL_OPT) -> None:
+    """Give a person their own Label Studio account, so their reviews carry their name."""
+    from mora.review import server
+    from mora.review.reviewers import add_reviewer
+
+    try:
+        person = add_reviewer(server.connect(root, url=url), email)
+    except server.ReviewServerError as exc:
+        _fail(str(exc))
+    console.print(f"{person.email} can review now. Send them, privately:\n"
+                  f"  open {person.login_url}\n  email:    {person.email}\n  password: {person.password}\n"
+                  "(shown once; they can change it under Account & Settings)", soft_wrap=True, highlight=False)
 
 
 @review_app.command("push")
-def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | None = URL_OPT) -> None:
+def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | None = URL_OPT,
+                preannotate: bool = typer.Option(False, help="new projects pre-select the judges' pick "
+                                                             "(Label Studio's pre-label setting)"),
+                rankings: bool = typer.Option(False, help="new projects also ask for a full order of the four")
+                ) -> None:
     """Send sets awaiting review to Label Studio as tasks (each set once)."""
     from mora.review import server
+    from mora.review.pending import records
     from mora.review.push import push
 
     try:
         conn = server.connect(root, url=url)
-        result = push(conn, root, dataset)
+        result = push(conn, root, dataset, preannotate=preannotate, rankings=rankings)
     except server.ReviewServerError as exc:
         _fail(str(exc))
-    console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already")
+    open_tasks = len(records(root, dataset, "pushed"))
+    console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already; "
+                  f"{open_tasks} tasks await reviewers")
     for iteration, project in sorted(result.projects.items()):
         console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
+    if open_tasks and not result.projects:
+        console.print(f"open them at {conn.url}/projects/")
 
 
 @review_app.command("collect")

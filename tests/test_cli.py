@@ -30,9 +30,16 @@ def test_missing_root_for_inspect_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_round_then_inspect(tiny_config_file, tmp_path):
     out = mora("round", "--config", str(tiny_config_file), "--set", "prompts.count=2",
-               "--set", "generation.num_frames=9", env={"PREFECT_HOME": str(tmp_path / "prefect")})
+               "--set", "generation.num_frames=9", env={"PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "80"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "candidate sets" in out.stdout and "shard:" in out.stdout and "2/2" in out.stdout
+    if "await human review" in out.stdout:  # the next steps: whole lines a user can paste, on 80 columns
+        lines = out.stdout.splitlines()
+        push = next(line.split() for line in lines if " review push " in line)
+        assert push[1:] == ["review", "push", "--root", str(tmp_path / "data"), "--dataset", "tiny"]
+        assert (REPO / push[0]).is_file() or push[0] == "mora"  # .venv/bin/mora: mora is not on PATH
+        assert any(line.strip().startswith("make review-env") for line in lines)
+        assert not any(line.lstrip().startswith(("--dataset", "127.0.0.1")) for line in lines)
     out = mora("dataset", "inspect", str(tmp_path / "data"))
     assert out.returncode == 0
     assert "tiny" in out.stdout and ("needs_review" in out.stdout or "accepted" in out.stdout)
@@ -45,5 +52,8 @@ def test_review_commands_without_a_server_say_how_to_get_one(tmp_path):
     out = mora("review", "collect", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
                env={"MORA_LABEL_STUDIO_TOKEN": "", "MORA_LABEL_STUDIO_TOKEN_BLOCK": ""})
     assert out.returncode == 2 and "MORA_LABEL_STUDIO_TOKEN" in out.stdout
-    out = mora("review", "down", "--root", str(tmp_path))
+    out = mora("review", "down", "--root", str(tmp_path), "--port", "8091")  # the options `up` takes
     assert out.returncode == 0 and "no local Label Studio" in out.stdout
+    out = mora("review", "add-reviewer", "not-an-email", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
+               env={"MORA_LABEL_STUDIO_TOKEN": "t0ken-x"})
+    assert out.returncode == 2 and "not an email address" in out.stdout and "t0ken-x" not in out.stdout

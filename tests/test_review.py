@@ -45,15 +45,16 @@ def review(tmp_path_factory, tiny_models):
     cfg = load_config(config, overrides)
     root = cfg.shards.root
     shutil.copytree(TEMPLATE, server.server_dir(root))
-    port = free_port()
-    conn = server.up(root, port=port)
+    port, ticks = free_port(), []
+    conn = server.up(root, port=port, waiting=ticks.append)
     yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port, "config": config,
-           "overrides": overrides}
+           "overrides": overrides, "ticks": ticks}
     server.down(root)
 
 
 def test_pushing_makes_one_task_per_set_with_videos_and_the_judges_pick(review):
     root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    assert review["ticks"] and review["ticks"] == sorted(review["ticks"])  # progress while it started
     first = push(conn, root, dataset)
     assert len(first.pushed) == 3 and not first.found
     again = push(conn, root, dataset)
@@ -65,6 +66,10 @@ def test_pushing_makes_one_task_per_set_with_videos_and_the_judges_pick(review):
     task = tasks[0]
     assert [k for k in task.data if k.startswith("video_")] == ["video_0", "video_1", "video_2", "video_3"]
     assert "Criterion:" in task.data["criterion"] and task.data["judges"].startswith("Judges.")
+    assert task.data["fps"] == 8.0 and "<table>" in task.data["brief"] and task.data["original_prompt"]
+    settings = client.projects.get(id=project)
+    assert settings.show_skip_button and not settings.show_collab_predictions  # Skip shown, nothing pre-selected
+    assert "temporal coherence" in settings.expert_instruction
     video = httpx.get(conn.url + task.data["video_0"], headers={"Authorization": f"Token {conn.token}"})
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"  # an mp4, served from the media root
     escape = httpx.get(conn.url + "/data/local-files/?d=../../../../etc/passwd",
@@ -132,6 +137,8 @@ def test_collect_turns_choices_into_rows_and_reject_all_into_discards(review):
     assert got.selected.tolist() == [False, False, True, False]
     review_info = got.review.iloc[0]
     assert list(review_info["reviewers"]) == ["admin@mora.local"] and review_info["lead_time_s"] == 12.0
+    submitted = client.annotations.list(id=chosen["task_id"])[0]
+    assert review_info["reviewed_at"] == pd.Timestamp(submitted.updated_at or submitted.created_at)
     assert review_info["reason"] == "sharpest fox, smooth motion" and review_info["choice"] == "candidate_2"
     gone = df[df.set_id == rejected["set_id"]]
     assert gone.decision.eq("discarded").all() and not gone.selected.any()
@@ -178,47 +185,6 @@ def test_the_collect_flow_pushes_and_collects_as_a_prefect_run(review):
     assert summary["pushed"] == 0 and summary["accepted"] == 1 and summary["pending"] == len(waiting) - 1
 
 
-ARTIFACTS = REPO / ".mora" / "test-artifacts"
-
-
-def test_a_reviewer_sees_four_videos_and_the_choices_in_chromium(review):
-    """Headless Debian Chromium driven by Playwright; the screenshot is kept in .mora/test-artifacts."""
-    import json
-
-    from playwright.sync_api import sync_playwright
-
-    root, dataset, conn = review["root"], review["dataset"], review["conn"]
-    push(conn, root, dataset)
-    client = client_for(conn)
-    project = next(p.id for p in client.projects.list() if p.title.endswith("iteration 1"))
-    task = next(iter(client.tasks.list(project=project))).id
-    creds = json.loads((server.server_dir(root) / "credentials.json").read_text())
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(f"{conn.url}/user/login/")
-        page.fill("input[name=email]", creds["username"])
-        page.fill("input[name=password]", creds["password"])
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
-        page.goto(f"{conn.url}/projects/{project}/data?task={task}")
-        page.wait_for_selector("video", state="attached", timeout=60_000)
-        page.wait_for_function("document.querySelectorAll('video').length >= 4", timeout=30_000)
-        page.get_by_text("reject_all").first.wait_for(timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "review-task.png"), full_page=True)
-        videos = page.locator("video").count()
-        text = page.locator("body").inner_text()
-        checked = page.locator("input[type=checkbox]:checked").count()
-        browser.close()
-    assert videos == 4
-    # each candidate's name twice (its player's header and its choice), reject_all once, a criterion shown
-    assert all(text.count(f"candidate_{i}") >= 2 for i in range(4)) and "reject_all" in text
-    assert "Criterion:" in text and checked >= 1  # the judges' pick is pre-selected
-
-
 def test_the_token_can_come_from_a_prefect_secret_block(monkeypatch):
     from prefect.blocks.system import Secret
 
@@ -254,3 +220,82 @@ def test_the_training_loop_waits_for_reviewers_and_trains_on_their_choices(revie
     assert ShardVideoDataset(root, dataset, [2]).count() == 3  # the reviewers' picks are training examples
     assert ShardVideoDataset(root, dataset, [2], sources=("judges",)).count() == 0  # the no-review ablation
     assert wait_until_decided(root, dataset, 3, timeout_s=0.1, poll_s=1, log=lambda m: None) == 0
+
+
+ARTIFACTS = REPO / ".mora" / "test-artifacts"  # screenshots of the review screen, kept after the run
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+
+
+def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review):
+    """Headless Debian Chromium (Playwright) at 1440x900, as a reviewer `add-reviewer` created."""
+    from playwright.sync_api import sync_playwright
+
+    from mora.review.reviewers import add_reviewer
+
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    dataset_round(str(review["config"]), review["overrides"] | {"iteration": "4"})
+    push(conn, root, dataset)
+    fresh = [r for r in records(root, dataset) if r["iteration"] == 4]
+    assert fresh, "the tiny round sent no set to review"
+    record = min(fresh, key=lambda r: r["task_id"])  # the label stream opens tasks in order
+    person = add_reviewer(conn, "ann@example.org")
+    assert "ann@example.org" in [u.email for u in client_for(conn).users.list()]
+    with pytest.raises(ReviewServerError, match="has an account already"):
+        add_reviewer(conn, "ann@example.org")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(person.login_url)
+        page.fill("input[name=email]", person.email)
+        page.fill("input[name=password]", person.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/user/login" not in url)
+        page.goto(f"{conn.url}/projects/{record['project_id']}/data?labeling=1")
+        page.wait_for_function("document.querySelectorAll('video').length === 4", timeout=60_000)
+        page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 2)",
+                               timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "review-task.png"))
+        checked = "[...document.querySelectorAll('.lsf-choice input')].map(c => c.checked)"
+        assert not any(page.evaluate(checked))  # nothing pre-selected
+        boxes = [page.locator(".lsf-video__main").nth(i).bounding_box() for i in range(4)]
+        boxes += [c.bounding_box() for c in page.locator(".lsf-choice input").all() if c.is_visible()]
+        boxes.append(page.locator("textarea").first.bounding_box())
+        assert len(boxes) == 4 + 5 + 1
+        assert all(0 <= b["x"] and b["x"] + b["width"] <= 1440 and 0 <= b["y"] and b["y"] + b["height"] <= 900
+                   for b in boxes), boxes  # all in the viewport, nothing scrolled
+        assert page.evaluate("window.scrollY") == 0
+        assert all(b["width"] > 200 and b["height"] > 200 for b in boxes[:4])  # players fill their cells
+
+        page.locator("[data-testid='playback-button:play']").first.click()  # one control plays all four
+        page.wait_for_timeout(1000)
+        times = page.evaluate("[...document.querySelectorAll('video')].map(v => [v.currentTime, v.paused])")
+        assert not any(paused for _, paused in times)
+        assert min(t for t, _ in times) > 0.3 and max(t for t, _ in times) - min(t for t, _ in times) < 0.1
+
+        page.locator("textarea").first.fill("the smoothest of the four")
+        page.locator(".mora-head").click()  # leave the text box: keys go to the choices again
+        page.keyboard.press("2")
+        visible = "[...document.querySelectorAll('.lsf-choice')].filter(c => c.offsetParent).map(c => c.innerText)"
+        assert page.evaluate(visible)[1].startswith("candidate_1")  # the second choice is the second candidate
+        selected = ("[...document.querySelectorAll('.lsf-choice')].filter(c => c.offsetParent)"
+                    ".map(c => c.querySelector('input').checked)")
+        assert page.evaluate(selected) == [False, True, False, False, False]
+        page.keyboard.press("2")  # again: still selected, keys never toggle off
+        assert page.evaluate(selected) == [False, True, False, False, False]
+        page.screenshot(path=str(ARTIFACTS / "review-task-chosen.png"))
+        page.keyboard.press("Control+Enter")
+        deadline = time.monotonic() + 30
+        while not client_for(conn).annotations.list(id=record["task_id"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        browser.close()
+    result = collect(conn, root, dataset)
+    assert record["set_id"] in result.accepted
+    df = pd.read_parquet(Path(root) / dataset)
+    got = df[df.set_id == record["set_id"]].sort_values("candidate_index")
+    assert got.selected.tolist() == [False, True, False, False] and got.decision_source.eq("human").all()
+    decided = got.review.iloc[0]
+    assert list(decided["reviewers"]) == ["ann@example.org"]  # the person who decided, not the admin
+    assert decided["reason"] == "the smoothest of the four" and decided["lead_time_s"] > 0

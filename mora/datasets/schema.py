@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: judges' method, backend and per-order answers; the human review
+SCHEMA_VERSION = 3  # 2: judges' method, backend and per-order answers; the human review; 3: its full ranking
 
 MODEL = pa.struct([("role", pa.string()), ("model_id", pa.string()), ("revision", pa.string())])
 ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32())),
@@ -33,7 +33,8 @@ GATES = pa.struct([("motion", pa.float64()), ("flicker", pa.float64()), ("dark_f
 TS = pa.timestamp("us", tz="UTC")
 REVIEW = pa.struct([("reviewers", pa.list_(pa.string())), ("choice", pa.string()), ("reason", pa.string()),
                     ("lead_time_s", pa.float64()), ("annotations", pa.int32()), ("task_id", pa.int64()),
-                    ("reviewed_at", TS)])  # null unless people decided the set
+                    ("reviewed_at", TS),  # when the reviewer submitted (the annotation's own time)
+                    ("ranking", pa.list_(pa.int32()))])  # null unless people decided; ranking: a full order
 
 SCHEMA = pa.schema([
     ("schema_version", pa.int16()),

@@ -1,42 +1,99 @@
 """What a reviewer sees for one candidate set, and how the answer comes back.
 
-Four players in a 2x2 grid (four columns overflow the task panel), the prompt, the criterion and both
-judges' rankings; one choice among candidate_0..candidate_3 and reject_all, and a reason box. The
-judges' preferred candidate is offered as a prediction (pre-annotation) the reviewer can accept.
+One screen (1440x900) holds everything: the enhanced and the original prompt on top; the four players
+in a 2x2 grid, laid out in key order (1 2 / 3 4), playing in step from any one play button (Label
+Studio's ``sync`` group) at the clip's own frame rate; beside them the criterion with what wins under
+it, the judges' table (rankings and scores, disagreements marked, collapsible), the choices with their
+keys and the reason box. Label Studio's region sidebar is hidden: this task has no regions.
+
+Nothing is pre-selected: the judges' pick travels as a prediction, which Label Studio shows only when
+the project's "use predictions to pre-label tasks" setting is on (off unless pushed with
+``--preannotate``). Label Studio's choice hotkeys toggle; each key is therefore also bound to a hidden
+twin placed before the visible choice, so pressing a key twice leaves its candidate selected.
 """
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
 
 from mora.judges.criteria import CRITERIA
+from mora.review.instructions import wins
 
 REJECT_ALL = "reject_all"
-CHOICE, REASON, FIRST_VIDEO = "choice", "reason", "video_0"
+CHOICE, REASON, RANKING, FIRST_VIDEO = "choice", "reason", "ranking", "video_0"
+SYNC_GROUP = "candidates"
+VIDEO_HEIGHT = 236  # px per player: two rows of players, their controls and the prompt fill 900 px
+REJECT_KEYS = "0,r"
+
+STYLE = """
+  .lsf-sidepanels { padding-left: 0 !important; padding-right: 0 !important; }
+  .lsf-sidepanels__wrapper { display: none !important; }
+  .lsf-main-view__annotation { padding: 8px 12px !important; }
+  .mora-head { margin-bottom: 4px; }
+  .mora-head .lsf-richtext__container { padding: 0 !important; font-size: 14px; line-height: 1.35; }
+  .mora-body { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 12px; align-items: start; }
+  .mora-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 4px 10px; }
+  .mora-grid > div { min-width: 0; overflow: hidden; }
+  .mora-grid h4 { margin: 0 0 2px 0 !important; font-size: 14px !important; line-height: 18px !important; }
+  .mora-grid .lsf-timeline__topbar { min-height: 0 !important; }
+  .mora-side { font-size: 13px; }
+  .mora-side .lsf-richtext__container { padding: 0 !important; font-size: 13px; line-height: 1.35; }
+  .mora-side table { border-collapse: collapse; margin: 4px 0; font-size: 12px; }
+  .mora-side td, .mora-side th { border: 1px solid #ccc; padding: 1px 5px; text-align: center; }
+  .mora-side .differ { background: #ffe9b3; }
+  .mora-side .split { background: #ffc9c9; font-weight: bold; }
+  .mora-side .top { font-weight: bold; }
+  .mora-choices .lsf-choices { display: flex; flex-direction: column; gap: 2px; margin-top: 6px; }
+  .mora-choices .lsf-choice:nth-child(odd) { display: none !important; }
+"""
 
 
 def choice_name(candidate: int) -> str:
     return f"candidate_{candidate}"
 
 
-def labeling_config(candidates: int = 4) -> str:
+def key_of(candidate: int) -> str:
+    """The key that selects a candidate: 1 to 4 in the order the grid lays them out."""
+    return str(candidate + 1)
+
+
+def _choice(value: str, hotkey: str, label: str) -> str:
+    return f"<Choice value={quoteattr(value)} hotkey={quoteattr(hotkey)} html={quoteattr(label)}/>"
+
+
+def labeling_config(candidates: int = 4, rankings: bool = False) -> str:
+    """The task's layout; ``rankings`` also asks for a full order of the candidates (Label Studio's Ranker)."""
     cells = "\n".join(
-        f'    <View style="padding: 4px"><Header value="{choice_name(i)}" size="6"/>'
-        f'<Video name="video_{i}" value="$video_{i}" height="240"/></View>' for i in range(candidates))
-    choices = "\n".join(f'    <Choice value="{choice_name(i)}"/>' for i in range(candidates))
+        f'      <View><Header value="{key_of(i)} · {choice_name(i)}" size="4"/>'
+        f'<Video name="video_{i}" value="$video_{i}" frameRate="$fps" sync="{SYNC_GROUP}" muted="true" '
+        f'height="{VIDEO_HEIGHT}"/></View>' for i in range(candidates))
+    pairs = [(choice_name(i), key_of(i), f"<b>{choice_name(i)}</b>") for i in range(candidates)]
+    pairs.append((REJECT_ALL, REJECT_KEYS, "<b>reject all</b>"))
+    choices = "\n".join(f"        {_choice(v, k, label)}\n        {_choice(v, k, label)}" for v, k, label in pairs)
+    ranker = (f'\n      <List name="candidate_list" value="$candidate_list" title="Full order, best first (drag)"/>'
+              f'\n      <Ranker name="{RANKING}" toName="candidate_list"/>') if rankings else ""
     return f"""<View>
-  <Header value="$prompt"/>
-  <Text name="criterion" value="$criterion"/>
-  <Text name="judges" value="$judges"/>
-  <View style="display: grid; grid-template-columns: 1fr 1fr; gap: 8px">
+  <Style>{STYLE}</Style>
+  <View className="mora-head"><HyperText name="head" value="$head" inline="true"/></View>
+  <View className="mora-body">
+    <View className="mora-grid">
 {cells}
-  </View>
-  <Choices name="{CHOICE}" toName="{FIRST_VIDEO}" choice="single" required="true" showInline="true">
+    </View>
+    <View className="mora-side">
+      <HyperText name="brief" value="$brief" inline="true"/>
+      <View className="mora-choices">
+      <Choices name="{CHOICE}" toName="{FIRST_VIDEO}" choice="single" required="true"
+               requiredMessage="Choose a candidate (1-4) or reject all (0)">
 {choices}
-    <Choice value="{REJECT_ALL}"/>
-  </Choices>
-  <TextArea name="{REASON}" toName="{FIRST_VIDEO}" placeholder="Why? (optional)" maxSubmissions="1" editable="true"/>
+      </Choices>
+      </View>{ranker}
+      <TextArea name="{REASON}" toName="{FIRST_VIDEO}" placeholder="Why? (optional)" rows="2" maxSubmissions="1"
+                editable="true" showSubmitButton="false"/>
+    </View>
+  </View>
 </View>"""
 
 
@@ -58,6 +115,34 @@ def judges_text(judges: list[dict]) -> str:
     return "Judges. " + "; ".join(parts)
 
 
+def judges_table(judges: list[dict], candidates: int = 4) -> str:
+    """Each judge's rank and score per candidate; ranks the judges differ on are shaded, a split winner red."""
+    ranked = [j for j in judges if not j["abstained"] and j["ranking"]]
+    ranks = {j["judge"]: {c: r for r, c in enumerate(j["ranking"], start=1)} for j in ranked}
+    tops = {j["ranking"][0] for j in ranked}
+    head = "".join(f"<th>{key_of(i)}</th>" for i in range(candidates))
+    rows = []
+    for j in judges:
+        name = escape(j["judge"])
+        if j["abstained"] or not j["ranking"]:
+            rows.append(f'<tr><td>{name}</td><td colspan="{candidates}">abstained: '
+                        f'{escape(j.get("reason") or "no reason")}</td></tr>')
+            continue
+        scores = j.get("scores") or []
+        cells = []
+        for i in range(candidates):
+            rank = ranks[j["judge"]].get(i)
+            differ = len({r.get(i) for r in ranks.values()}) > 1
+            cls = "split" if rank == 1 and len(tops) > 1 else "top" if rank == 1 else "differ" if differ else ""
+            score = f" · {scores[i]:.2f}" if i < len(scores) and scores[i] is not None else ""
+            cells.append(f'<td class="{cls}">{"#" + str(rank) if rank else "-"}{score}</td>')
+        rows.append(f"<tr><td>{name}</td>{''.join(cells)}</tr>")
+    verdict = ("the judges disagree on the winner" if len(tops) > 1 else
+               "the judges agree on the winner" if len(ranked) > 1 else "only one judge gave a ranking")
+    return (f'<details open><summary><b>Judges</b>: {verdict} (rank · score per candidate key)</summary>'
+            f"<table><tr><th>judge</th>{head}</tr>{''.join(rows)}</table></details>")
+
+
 def preferred(judges: list[dict]) -> tuple[int, float] | None:
     """The candidate of the most confident judge that did not abstain, with that confidence."""
     ranked = [j for j in judges if not j["abstained"] and j["ranking"]]
@@ -67,10 +152,22 @@ def preferred(judges: list[dict]) -> tuple[int, float] | None:
     return best["ranking"][0], float(best.get("confidence") or 0.0)
 
 
-def task_payload(record: dict, video_urls: list[str]) -> dict:
+def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1) -> dict:
+    """The task's data, and the judges' pick as a prediction (shown only where the project pre-labels)."""
     criterion = next((c.description for c in CRITERIA if c.key == record["criterion"]), record["criterion"])
-    data = {"set_id": record["set_id"], "prompt": record["enhanced_prompt"], "criterion": f"Criterion: {criterion}",
-            "judges": judges_text(record["judges"]), "iteration": record["iteration"]}
+    looped = f" Short clips repeat {repeats}x." if repeats > 1 else ""
+    head = (f'<div style="font-size:16px"><b>{escape(record["enhanced_prompt"])}</b></div>'
+            f'<div style="color:#555">Original prompt: {escape(record["prompt"])}</div>')
+    brief = (f"<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
+             f"{escape(wins(record['criterion']))}.{looped}</div>"
+             f"{judges_table(record['judges'], len(video_urls))}"
+             f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; Skip leaves '
+             f"the set for later.</div>")
+    data = {"set_id": record["set_id"], "prompt": record["enhanced_prompt"], "original_prompt": record["prompt"],
+            "criterion": f"Criterion: {criterion}", "judges": judges_text(record["judges"]),
+            "iteration": record["iteration"], "fps": round(float(fps), 3), "head": head, "brief": brief,
+            "candidate_list": [{"id": choice_name(i), "title": f"{key_of(i)} · {choice_name(i)}", "body": ""}
+                               for i in range(len(video_urls))]}
     data |= {f"video_{i}": url for i, url in enumerate(video_urls)}
     task = {"data": data}
     pick = preferred(record["judges"])

@@ -37,7 +37,8 @@ def record_pending(root: Path, dataset: str, iteration: int, rows: list[dict], s
             "criterion": first["criterion"], "reason": first["decision_reason"],
             "candidates": [c["candidate_index"] for c in cands],
             "judges": [{"judge": j["judge"], "ranking": j["ranking"], "abstained": j["abstained"],
-                        "confidence": j["confidence"], "reason": j["reason"]} for j in first["judges"]],
+                        "confidence": j["confidence"], "scores": j.get("scores"), "reason": j["reason"]}
+                       for j in first["judges"]],
             "shards": [str(p) for p in shard_paths], "created_at": datetime.now(UTC).isoformat(),
         })
         written.append(path)

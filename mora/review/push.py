@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mora.review.clips import review_clip, review_plan
+from mora.review.instructions import project_instructions
 from mora.review.labeling import labeling_config, media_url, task_payload
 from mora.review.pending import records, update_record
 from mora.review.server import Connection, ReviewServerError, media_root
@@ -51,8 +53,11 @@ def project_title(dataset: str, iteration: int) -> str:
     return f"mora {dataset} iteration {iteration}"
 
 
-def ensure_project(client, root: Path, dataset: str, iteration: int) -> int:
-    """The iteration's project with its labeling config and media storage; created once."""
+def ensure_project(client, root: Path, dataset: str, iteration: int, preannotate: bool = False,
+                   rankings: bool = False) -> int:
+    """The iteration's project with its labeling config and media storage; created once. Its settings
+    (pre-labelling with the judges' pick, asking for full rankings) are chosen at creation; later pushes
+    leave them as the team set them in Label Studio."""
     title = project_title(dataset, iteration)
     found = [p for p in server_call("listing projects", client.projects.list, title=title) if p.title == title]
     if found:
@@ -61,7 +66,9 @@ def ensure_project(client, root: Path, dataset: str, iteration: int) -> int:
         project = server_call("creating the project", client.projects.create, title=title,
                               description=f"Candidate sets of {dataset} iteration {iteration} the judges could not "
                                           "settle: pick the best candidate, or reject all.",
-                              label_config=labeling_config(), show_skip_button=False, maximum_annotations=1).id
+                              label_config=labeling_config(rankings=rankings), show_skip_button=True,
+                              show_collab_predictions=preannotate, expert_instruction=project_instructions(),
+                              show_instruction=False, maximum_annotations=1).id
     media = media_dir(root, dataset)
     media.mkdir(parents=True, exist_ok=True)
     storages = server_call("listing storages", client.import_storage.local.list, project=project)
@@ -89,7 +96,7 @@ def write_media(root: Path, dataset: str, record: dict) -> list[str]:
             if not path.exists():
                 folder.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(row["video"])
+                tmp.write_bytes(review_clip(row["video"]))
                 shutil.move(tmp, path)
             urls.append(url)
     return urls
@@ -100,17 +107,27 @@ def tasks_by_set(client, project: int) -> dict[str, int]:
     return {t.data["set_id"]: t.id for t in tasks if "set_id" in (t.data or {})}
 
 
-def push(conn: Connection, root: Path, dataset: str) -> PushResult:
+def payload(root: Path, dataset: str, record: dict) -> dict:
+    """The set's task, with its review copies written and the clips' frame rate and repeats."""
+    urls = write_media(root, dataset, record)
+    first = next(row for shard in record["shards"] for row in pq.read_table(
+        shard, columns=["set_id", "fps", "num_frames", "width", "height"],
+        filters=[("set_id", "=", record["set_id"])]).slice(0, 1).to_pylist())
+    _, repeats = review_plan(first["width"], first["height"], first["num_frames"], first["fps"])
+    return task_payload(record, urls, fps=first["fps"], repeats=repeats)
+
+
+def push(conn: Connection, root: Path, dataset: str, preannotate: bool = False, rankings: bool = False) -> PushResult:
     client, result = client_for(conn), PushResult()
     todo = records(root, dataset, "pending")
     for iteration in sorted({r["iteration"] for r in todo}):
-        project = ensure_project(client, root, dataset, iteration)
+        project = ensure_project(client, root, dataset, iteration, preannotate, rankings)
         result.projects[iteration] = project
         batch = [r for r in todo if r["iteration"] == iteration]
         known = tasks_by_set(client, project)
         new = [r for r in batch if r["set_id"] not in known]
         if new:
-            payloads = [task_payload(r, write_media(root, dataset, r)) for r in new]
+            payloads = [payload(root, dataset, r) for r in new]
             server_call("importing tasks", client.projects.import_tasks, id=project, request=payloads,
                         return_task_ids=True)
             known = tasks_by_set(client, project)

@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,10 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float = 120.0) -> Connection:
-    """Start (or find running) the local server for this shard root; returns once it answers."""
+def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float = 300.0,
+       waiting: Callable[[float], None] | None = None) -> Connection:
+    """Start (or find running) the local server for this shard root; returns once it answers.
+    ``waiting(seconds)`` is called while it starts (the first start migrates its database)."""
     folder = server_dir(root)
     state = folder / "server.json"
     if state.exists():
@@ -97,21 +100,27 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
              "--data-dir", str(data.resolve())],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     write_json_atomic(state, {"url": url, "pid": proc.pid, "port": port})
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
     while not healthy(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
+        if proc.poll() is not None or time.monotonic() > started + wait_s:
             down(root)
             raise ReviewServerError(f"Label Studio did not start at {url}; see {folder / 'server.log'}")
+        if waiting:
+            waiting(time.monotonic() - started)
         time.sleep(0.25)
     return Connection(url, creds["token"])
 
 
-def down(root: Path) -> bool:
-    """Stop the local server started by ``up``; False when none was running."""
+def down(root: Path, port: int | None = None) -> bool:
+    """Stop the local server started by ``up``; False when none was running (on ``port``, if given)."""
     state = server_dir(root) / "server.json"
     if not state.exists():
         return False
-    pid = json.loads(state.read_text())["pid"]
+    running = json.loads(state.read_text())
+    if port is not None and running.get("port") != port:
+        raise ReviewServerError(f"the Label Studio of {root} runs on port {running.get('port')}, not {port}; "
+                                f"nothing stopped (pass --port {running.get('port')})")
+    pid = running["pid"]
     try:
         os.killpg(pid, signal.SIGTERM)
         for _ in range(100):

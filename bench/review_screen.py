@@ -1,0 +1,139 @@
+"""A scripted reviewer in headless Chromium: actions and seconds per task on the review screen.
+
+The reviewer's job per task is the same on any screen: get all four candidates playing, watch each
+one through once, choose the second candidate, give a reason, submit. It uses the keyboard where
+that works (keys, Ctrl+Enter) and checks the screen after every action, so it pays for what the
+screen makes it do: a play button per player when they do not play together, a scroll when the
+choices are below the fold, a second key press when a pre-selected pick toggles off, an "Add" press
+when the reason box needs one. Runs on a tiny round (3 sets, 9 frames at 8 fps) with a local Label
+Studio; run it from an older checkout (PYTHONPATH) to measure the screen before a change.
+Prints one table; actions = clicks + key presses + scrolls (typing the reason not counted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+REPO = Path(os.environ.get("MORA_REPO", HERE))
+sys.path.insert(0, str(REPO))
+sys.path.insert(1, str(HERE))
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+REASON = "[placeholder='Why? (optional)']"  # the reason box, a textarea or a one-line input
+VISIBLE = "[...document.querySelectorAll('.lsf-choice')].filter(c => c.offsetParent)"
+
+
+def in_view(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= 900
+
+
+def review_one(page, client, task_ids: list[int], done: int) -> dict:
+    """One task as the scripted reviewer does it; returns when the server holds ``done + 1`` annotations."""
+    actions = {"clicks": 0, "keys": 0, "scrolls": 0}
+    page.wait_for_function("document.querySelectorAll('video').length === 4 && "
+                           "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=60_000)
+    page.wait_for_timeout(300)  # the layout settles after the videos load
+    opened = time.monotonic()
+    preselected = any(page.evaluate(f"{VISIBLE}.map(c => c.querySelector('input').checked)"))
+    plays = page.locator("[data-testid='playback-button:play']")
+    for i in range(4):  # press play until all four play
+        if all(not p for p in page.evaluate("[...document.querySelectorAll('video')].map(v => v.paused)")):
+            break
+        button = plays.nth(i) if plays.count() > i else plays.first
+        if not button.is_visible() or button.bounding_box()["y"] + 30 > 900:
+            button.scroll_into_view_if_needed()
+            actions["scrolls"] += 1
+        button.click()
+        actions["clicks"] += 1
+    clip = page.evaluate("document.querySelector('video').duration") / max(1, int(page.evaluate(
+        "(document.body.innerText.match(/repeat (\\d+)x/) || [0, 1])[1]")))
+    page.wait_for_function(f"[...document.querySelectorAll('video')].every(v => v.currentTime >= {clip} || v.ended)",
+                           timeout=60_000)  # each candidate seen through once
+    if not in_view(page, REASON):
+        page.locator(REASON).first.scroll_into_view_if_needed()
+        actions["scrolls"] += 1
+    page.locator(REASON).first.click()
+    actions["clicks"] += 1
+    page.keyboard.type("smoothest motion")
+    if page.get_by_role("button", name="Add").count():  # a reason box that keeps text only once added
+        page.keyboard.press("Shift+Enter")
+        actions["keys"] += 1
+    page.mouse.click(700, 60)  # out of the text box (the prompt line)
+    actions["clicks"] += 1
+    for _ in range(3):  # key 2 until the second candidate is the one selected
+        if page.evaluate(f"{VISIBLE}.map(c => c.querySelector('input').checked)")[1:2] == [True]:
+            break
+        page.keyboard.press("2")
+        actions["keys"] += 1
+    page.keyboard.press("Control+Enter")
+    actions["keys"] += 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sum(len(client.annotations.list(id=t)) for t in task_ids) <= done:
+        time.sleep(0.1)
+    return actions | {"seconds": time.monotonic() - opened, "preselected": preselected}
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from mora.config import load_config
+    from mora.flows.round import dataset_round
+    from mora.review import server
+    from mora.review.push import client_for, push
+    from tests.conftest import free_port, write_tiny_config
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mora-bench-prefect-"))
+    work = Path(tempfile.mkdtemp(prefix="mora-bench-review-"))
+    config = write_tiny_config(HERE / ".mora" / "models" / "tiny", work)
+    # two orders per judge keep the tiny judges disagreeing, so all three sets go to review
+    overrides = {"prompts.count": "3", "generation.num_frames": "9", "judges.0.orders": "2", "judges.1.orders": "2"}
+    dataset_round(str(config), overrides)
+    root = load_config(config, overrides).shards.root
+    cached = HERE / ".mora" / "cache" / "label-studio"
+    if (cached / "credentials.json").exists():
+        shutil.copytree(cached, server.server_dir(root))
+    conn = server.up(root, port=free_port(), wait_s=600)
+    try:
+        push(conn, root, "tiny")
+        client = client_for(conn)
+        project = next(iter(client.projects.list())).id
+        task_ids = [t.id for t in client.tasks.list(project=project)]
+        creds = json.loads((server.server_dir(root) / "credentials.json").read_text())
+        rows = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=FLAGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{conn.url}/user/login/")
+            page.fill("input[name=email]", creds["username"])
+            page.fill("input[name=password]", creds["password"])
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/user/login" not in url)
+            page.goto(f"{conn.url}/projects/{project}/data?labeling=1")
+            for done in range(len(task_ids)):
+                rows.append(review_one(page, client, task_ids, done))
+            browser.close()
+    finally:
+        server.down(root)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'task':>4} {'clicks':>6} {'keys':>4} {'scrolls':>7} {'actions':>7} {'seconds':>7} preselected")
+    for i, r in enumerate(rows):
+        total = r["clicks"] + r["keys"] + r["scrolls"]
+        print(f"{i:>4} {r['clicks']:>6} {r['keys']:>4} {r['scrolls']:>7} {total:>7} {r['seconds']:>7.1f} "
+              f"{r['preselected']}")
+    mean = statistics.mean
+    print(f"mean actions={mean(r['clicks'] + r['keys'] + r['scrolls'] for r in rows):.1f} "
+          f"seconds={mean(r['seconds'] for r in rows):.1f} (code: {REPO})")
+
+
+if __name__ == "__main__":
+    main()
