@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -134,16 +135,11 @@ def test_self_train_suspends_for_reviewers_and_review_sync_resumes_it(deployed):
     assert _logged(deployed, sync, "no review server")
     assert _api(deployed, "GET", f"/flow_runs/{run_id}")["state"]["type"] == "PAUSED"
 
-    time.sleep(max(0.0, 26 - (time.time() - _started(suspended))))  # the review deadline passes
+    deadline = datetime.fromisoformat(wait["deadline"]).timestamp()
+    time.sleep(max(0.0, deadline + 1 - time.time()))  # the review deadline passes
     sync = _run(deployed, "collect-reviews/review-sync", {"root": "mora-data", "dataset": dataset})
     _wait_for(deployed, sync, {"COMPLETED"})
     assert _logged(deployed, sync, f"resumed self-train run {run_id}")
     _wait_for(deployed, run_id, {"COMPLETED"})
     assert list((project / "mora-data" / "_checkpoints").glob(f"{dataset}/iteration=1/*/step-00002/lineage.json"))
     assert not (project / "mora-data" / "_state" / dataset / "reviews" / "waits" / "iteration=1.json").exists()
-
-
-def _started(run: dict) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(run["start_time"].replace("Z", "+00:00")).timestamp()
