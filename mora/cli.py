@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +26,7 @@ app.add_typer(make_app, name="make")
 app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
 console = Console()
+errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 
 
 def _prefect_defaults() -> None:
@@ -34,7 +36,7 @@ def _prefect_defaults() -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -58,10 +60,12 @@ def round_cmd(
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError, command_overrides, load_config
     from mora.media import VideoError
+    from mora.preflight import preflight
 
     try:
         overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
+        preflight(cfg)  # models, hub ids and device, before the flow run starts
     except ConfigError as exc:
         _fail(str(exc))
     _prefect_defaults()
@@ -150,7 +154,13 @@ URL_OPT = typer.Option(None, "--url", help="an existing Label Studio (token: $MO
 def review_up(root: Path = ROOT_OPT, port: int = typer.Option(8090, help="port on 127.0.0.1")) -> None:
     """Start a local Label Studio (its own virtualenv) for this shard root."""
     from mora.review import server
+    from mora.review.push import remove_unsafe_media
 
+    if root.exists() and not root.is_dir():
+        _fail(f"--root '{root}' is a file; pass the shard root folder (shards.root)")
+    for media in sorted(server.media_root(root).glob("*/reviews/media")):  # links never reach reviewers
+        for line in remove_unsafe_media(media):
+            errors.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
     try:
         with console.status("starting Label Studio (the first start migrates its database, ~20 s)"):
             conn = server.up(root, port=port)
@@ -179,6 +189,11 @@ def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | No
         result = push(conn, root, dataset)
     except server.ReviewServerError as exc:
         _fail(str(exc))
+    for line in result.removed:
+        errors.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
+    for set_id, reason in result.failed:  # one line each; the record waits in reviews/failed/
+        errors.print(f"[yellow]set aside:[/] {escape(set_id)}: {escape(reason)} (see {root}/_state/{dataset}/"
+                     "reviews/failed/)", soft_wrap=True, highlight=False)
     console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already")
     for iteration, project in sorted(result.projects.items()):
         console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
