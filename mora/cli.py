@@ -71,9 +71,13 @@ def round_cmd(
     _prefect_defaults()
     from mora.flows.round import dataset_round
     from mora.round.state import RoundState
+    from mora.stopping import stop_on_sigterm
 
+    state = RoundState(cfg)
+    stop_on_sigterm(lambda: f"stopped: round {cfg.round_id} received SIGTERM; its {state.done_count()} finished "
+                            f"candidate sets are kept in {state.sets_dir}; run the same command to resume")
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(RoundState(cfg), cfg.prompts.count, stop), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(state, cfg.prompts.count, stop), daemon=True)
     watcher.start()
     try:
         summary = dataset_round(str(config), overrides)
