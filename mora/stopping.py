@@ -45,12 +45,12 @@ def stop_on_sigterm(message: Callable[[], str]) -> None:
         if not once.acquire(blocking=False):
             return
         try:
+            _stop_prefect_server()  # first: its last words come before ours
             if sys.stdout.isatty():
                 sys.stdout.write("\x1b[?25h\n")  # a progress bar hid the cursor
                 sys.stdout.flush()
             sys.stderr.write(message() + "\n")
             sys.stderr.flush()
-            _stop_prefect_server()
         finally:
             os._exit(128 + signal.SIGTERM)
 
