@@ -22,7 +22,12 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
-    """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames."""
+    """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames; the same frames always give the same bytes.
+
+    x264 runs on one thread: with its default thread count its lookahead thread decides the first
+    frames' types and quantizers from however many frames it has buffered by then, which depends on
+    timing, so under CPU load the first frames of a clip came out differently now and then.
+    """
     frames = to_uint8(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise VideoError(f"frames must have shape [T, H, W, 3], got {frames.shape}")
@@ -31,7 +36,7 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}  # reproducible bytes
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
