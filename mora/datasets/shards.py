@@ -18,6 +18,17 @@ def iteration_dir(root: Path, dataset: str, iteration: int) -> Path:
     return Path(root) / dataset / f"iteration={iteration}"
 
 
+def shard_files(root: Path, dataset: str, iteration: int) -> list[Path]:
+    return sorted(iteration_dir(root, dataset, iteration).glob("part-*.parquet"))
+
+
+def shard_iterations(root: Path, dataset: str) -> list[int]:
+    """Iterations that have shards on disk."""
+    found = {p.parent.name.removeprefix("iteration=") for p in iteration_dir(root, dataset, 0).parent.glob(
+        "iteration=*/part-*.parquet")}
+    return sorted(int(k) for k in found if k.isdigit())
+
+
 def write_parquet(table: pa.Table, path: Path) -> Path:
     """Readers never see half a shard: see ``mora.atomic``."""
     return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
