@@ -24,9 +24,9 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
     """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames; the same frames always give the same bytes.
 
-    x264 runs on one thread: with its default thread count its lookahead thread decides the first
-    frames' types and quantizers from however many frames it has buffered by then, which depends on
-    timing, so under CPU load the first frames of a clip came out differently now and then.
+    The same frames fed at a different pace (a busy CPU) came out with different bytes in the first
+    few frames now and then: x264's threaded lookahead and rate control saw them at different moments,
+    and the frames carried no timestamps. One encoder thread and explicit timestamps remove both.
     """
     frames = to_uint8(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -37,8 +37,10 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}  # reproducible bytes
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = index  # explicit timestamps: x264's rate control reads them
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
     return buf.getvalue()
 
