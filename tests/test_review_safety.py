@@ -16,7 +16,7 @@ from mora.review import server
 from mora.review.labeling import media_url
 from mora.review.pending import failed_dir, records, reviews_dir, update_record
 from mora.review.push import client_for, media_dir, push, remove_unsafe_media, write_media
-from tests.conftest import free_port, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, free_port, write_tiny_config
 from tests.test_cli import mora
 from tests.test_review import TEMPLATE
 
@@ -32,7 +32,7 @@ def review(tmp_path_factory, tiny_models):
         server.down(cold)
         shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("safety"))
-    overrides = {"prompts.count": "3", "generation.num_frames": "9"}
+    overrides = {"prompts.count": "3", "generation.num_frames": "9", **EVERY_SET_REVIEWED}
     dataset_round(str(config), overrides)
     cfg = load_config(config, overrides)
     root = cfg.shards.root
