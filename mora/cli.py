@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,10 +28,11 @@ app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
 app.command("eval")(eval_cmd)
 console = Console()
+errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -55,19 +57,25 @@ def round_cmd(
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError, command_overrides, load_config
     from mora.media import VideoError
+    from mora.preflight import preflight
 
     try:
         overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
+        preflight(cfg)  # models, hub ids and device, before the flow run starts
     except ConfigError as exc:
         _fail(str(exc))
     overrides["iteration"] = str(cfg.iteration)  # `next`, resolved once: the flow makes this round
     prefect_defaults()
     from mora.flows.round import dataset_round
     from mora.round.state import RoundState
+    from mora.stopping import stop_on_sigterm
 
+    state = RoundState(cfg)
+    stop_on_sigterm(lambda: f"stopped: round {cfg.round_id} received SIGTERM; its {state.done_count()} finished "
+                            f"candidate sets are kept in {state.sets_dir}; run the same command to resume")
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(RoundState(cfg), cfg.prompts.count, stop), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(state, cfg.prompts.count, stop), daemon=True)
     watcher.start()
     try:
         summary = dataset_round(str(config), overrides)
@@ -177,7 +185,13 @@ def review_up(root: Path = ROOT_OPT, port: int = PORT_OPT) -> None:
     import time
 
     from mora.review import server
+    from mora.review.push import remove_unsafe_media
 
+    if root.exists() and not root.is_dir():
+        _fail(f"--root '{root}' is a file; pass the shard root folder (shards.root)")
+    for media in sorted(server.media_root(root).glob("*/reviews/media")):  # links never reach reviewers
+        for line in remove_unsafe_media(media):
+            errors.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
     log = server.server_dir(root) / "server.log"
     console.print(f"starting Label Studio on 127.0.0.1:{port} (the first start migrates its database, "
                   f"~20-50 s; log: {log})", soft_wrap=True)
@@ -246,6 +260,11 @@ def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | No
         result = push(conn, root, dataset, preannotate=preannotate, rankings=rankings)
     except server.ReviewServerError as exc:
         _fail(str(exc))
+    for line in result.removed:
+        errors.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
+    for set_id, reason in result.failed:  # one line each; the record waits in reviews/failed/
+        errors.print(f"[yellow]set aside:[/] {escape(set_id)}: {escape(reason)} (see {root}/_state/{dataset}/"
+                     "reviews/failed/)", soft_wrap=True, highlight=False)
     open_tasks = len(records(root, dataset, "pushed"))
     console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already; "
                   f"{open_tasks} tasks await reviewers")

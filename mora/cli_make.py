@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Prompt
 
 make_app = typer.Typer(no_args_is_help=True, help="Make one video with a procedure (mp4 + JSON sidecar).")
@@ -31,11 +32,14 @@ def ask(stage: str, path: Path) -> tuple[str, str | None]:
 def _run(config: Path, set_: list[str], out: Path, make: Callable, interactive: bool = False) -> None:
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError, load_config, parse_overrides
+    from mora.preflight import preflight
     from mora.procedures.inputs import InputError
     from mora.procedures.toolbox import Toolbox, write_made
 
     try:
-        tools = Toolbox(load_config(config, parse_overrides(set_)))
+        cfg = load_config(config, parse_overrides(set_))
+        preflight(cfg)
+        tools = Toolbox(cfg)
         if interactive:  # no spinner over the questions
             made = make(tools)
         else:
@@ -43,7 +47,7 @@ def _run(config: Path, set_: list[str], out: Path, make: Callable, interactive: 
                 made = make(tools)
         video, sidecar = write_made(made, out)
     except (ConfigError, InputError, ModelLoadError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     frames, height, width = made.frames.shape[:3]
     console.print(f"{made.record['procedure']}: {frames} frames, {width}x{height} at {made.fps:g} fps -> {video}")

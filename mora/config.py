@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -161,7 +162,11 @@ class JudgeServer(_Strict):
                                                             "across the servers (vLLM batches them)")
     served_model: str | None = Field(None, description="the name the server knows the model by; default model.id")
     api_key_env: str | None = Field("MORA_JUDGE_API_KEY", description="environment variable holding the key")
-    timeout_s: float = Field(120.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0, description="longest wait for any single read from the server")
+    deadline_s: float = Field(300.0, gt=0, description="total seconds for one request, however slowly the "
+                                                       "server sends; past it the judge abstains on the set")
+    budget_s: float = Field(900.0, gt=0, description="total seconds for one candidate set, every order and "
+                                                     "retry included; past it the judge abstains on the set")
     retries: int = Field(2, ge=0, le=10, description="extra tries on a transport error or a 5xx answer")
     top_logprobs: int = Field(20, ge=4, le=20, description="label-scores: answer tokens the server reports")
     constrained: bool = Field(False, description="free-text: vLLM structured outputs restrict the answer "
@@ -220,6 +225,13 @@ class ShardConfig(_Strict):
     root: Path = Path("mora-data")
     dataset: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     max_rows_per_shard: int = Field(256, ge=4)
+
+    @field_validator("root")
+    @classmethod
+    def _a_folder(cls, v: Path) -> Path:
+        if v.exists() and not v.is_dir():
+            raise ValueError("is a file, not a folder; pass a folder for the shards (it is created if missing)")
+        return v
 
 
 class ModulationConfig(_Strict):
@@ -395,13 +407,26 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
                 node = node[index]
 
 
+def _first_error(err: ValidationError) -> dict:
+    """An unknown key first: a misspelled field also shows up as the field it replaced going missing."""
+    errors = err.errors()
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    if not extra:
+        return errors[0]
+    first = dict(extra[0])
+    missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+    close = difflib.get_close_matches(str(first["loc"][-1]), [str(m) for m in missing], n=1)
+    first["msg"] = f"unknown field '{first['loc'][-1]}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    return first
+
+
 def _one_line(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
+    first = _first_error(err)
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     got = f" (got {first['input']!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
-        first.get("input"), dict) else ""
+        first.get("input"), dict) and "(got " not in msg else ""
     target = f"{field}.FIELD" if isinstance(first.get("input"), dict) and first["type"] == "value_error" else field
     return f"config field '{field}': {msg}{got}{more}; fix it in {source} or override with --set {target}=VALUE"
 
@@ -413,10 +438,15 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, resol
     ``resolve`` is false: the self-training loop applies its own rule.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config '{path}' is a folder; pass a YAML preset file such as configs/tiny.yaml")
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found; pass an existing YAML preset such as configs/tiny.yaml")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text; pass a YAML preset such as configs/tiny.yaml"
+                          ) from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"config file '{path}' is not valid YAML ({first}); fix its syntax") from None

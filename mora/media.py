@@ -22,7 +22,12 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
-    """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames."""
+    """H.264 mp4 from ``[T, H, W, 3]`` uint8 frames; the same frames always give the same bytes.
+
+    The same frames fed at a different pace (a busy CPU) came out with different bytes in the first
+    few frames now and then: x264's threaded lookahead and rate control saw them at different moments,
+    and the frames carried no timestamps. One encoder thread and explicit timestamps remove both.
+    """
     frames = to_uint8(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise VideoError(f"frames must have shape [T, H, W, 3], got {frames.shape}")
@@ -31,9 +36,11 @@ def encode_mp4(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}  # reproducible bytes
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = index  # explicit timestamps: x264's rate control reads them
+            container.mux(stream.encode(picture))
         container.mux(stream.encode())
     return buf.getvalue()
 

@@ -24,7 +24,7 @@ def test_invalid_override_is_one_line_naming_the_field():
 
 def test_missing_root_for_inspect_is_a_clear_error(tmp_path):
     out = mora("dataset", "inspect", str(tmp_path / "nothing"))
-    assert out.returncode == 2 and "does not exist" in out.stdout
+    assert out.returncode == 2 and "does not exist" in out.stderr
 
 
 @pytest.mark.slow
@@ -48,12 +48,12 @@ def test_round_then_inspect(tiny_config_file, tmp_path):
 
 def test_review_commands_without_a_server_say_how_to_get_one(tmp_path):
     out = mora("review", "push", "--root", str(tmp_path), env={"MORA_LABEL_STUDIO_URL": ""})
-    assert out.returncode == 2 and "mora review up" in out.stdout and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "mora review up" in out.stderr and "Traceback" not in out.stderr
     out = mora("review", "collect", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
                env={"MORA_LABEL_STUDIO_TOKEN": "", "MORA_LABEL_STUDIO_TOKEN_BLOCK": ""})
-    assert out.returncode == 2 and "MORA_LABEL_STUDIO_TOKEN" in out.stdout
+    assert out.returncode == 2 and "MORA_LABEL_STUDIO_TOKEN" in out.stderr
     out = mora("review", "down", "--root", str(tmp_path), "--port", "8091")  # the options `up` takes
     assert out.returncode == 0 and "no local Label Studio" in out.stdout
     out = mora("review", "add-reviewer", "not-an-email", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
                env={"MORA_LABEL_STUDIO_TOKEN": "t0ken-x"})
-    assert out.returncode == 2 and "not an email address" in out.stdout and "t0ken-x" not in out.stdout
+    assert out.returncode == 2 and "not an email address" in out.stderr and "t0ken-x" not in out.stdout + out.stderr

@@ -29,6 +29,7 @@ from mora.agents.loading import once
 from mora.config import ConfigError, JudgeConfig
 from mora.judges.asking import LABELS, judge_messages
 from mora.judges.base import Abstain, CandidateSet, Judge, OrderAnswer
+from mora.judges.deadline import DeadlineExceeded, Limits, post_by
 from mora.judges.parsing import Unparseable, borda, parse_ranking
 from mora.media import pick_frames
 
@@ -52,12 +53,12 @@ def label_scores(response: dict, n: int) -> np.ndarray:
     try:
         top = response["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError):
         raise Abstain("the server's answer carries no log-probabilities for the first token") from None
     probs = np.zeros(n)
     for token, logprob in pairs:
         if len(token) == 1 and token in LABELS[:n] and math.isfinite(logprob):
-            probs[LABELS.index(token)] += math.exp(logprob)
+            probs[LABELS.index(token)] += math.exp(min(logprob, 0.0))  # a log-probability is at most 0
     if probs.sum() <= 0:
         raise Abstain(f"no candidate letter among the server's top {len(pairs)} answer tokens")
     return probs / probs.sum()
@@ -123,6 +124,7 @@ class OpenAIJudge(Judge):
     def __init__(self, config: JudgeConfig, pool: ServerPool):
         super().__init__(config)
         self.pool, self.server = pool, config.server
+        self.limits: Limits | None = None  # set per candidate set by ask_all
 
     @property
     def client(self) -> httpx.Client:
@@ -149,10 +151,6 @@ class OpenAIJudge(Judge):
                      s.constrained, s.top_logprobs, s.max_in_flight, key_id), probe)
         return cls(config, pool)
 
-    def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
-        """Every order at once, spread over the servers."""
-        return self.pool.map(lambda order: self.ask(candidates, order), orders)
-
     def body(self, messages: list[dict], n: int) -> dict:
         s = self.server
         body = {"model": s.served_model or self.config.model.id, "messages": messages, "temperature": 0.0}
@@ -164,17 +162,42 @@ class OpenAIJudge(Judge):
                 body["structured_outputs"] = {"choice": valid_rankings(n)}
         return body
 
+    def ask_all(self, candidates: CandidateSet, orders: list[list[int]]) -> list[OrderAnswer]:
+        """Every order at once, spread over the servers, all within the set's judging budget."""
+        self.limits = Limits.start(self.server.budget_s, self.server.deadline_s)
+        try:
+            return self.pool.map(lambda order: self.ask(candidates, order), orders)
+        finally:
+            self.limits = None
+
     def post(self, body: dict) -> dict:
-        """The server's answer; transport errors and 5xx are retried, then the set is abstained on."""
+        """The server's answer; transport errors and 5xx are retried, then the set is abstained on.
+
+        Every try ends by its deadline (``server.deadline_s``) and all tries of the set by its budget
+        (``server.budget_s``): a server that trickles its answer costs bounded time, then an abstention.
+        """
+        s = self.server
+        limits = self.limits or Limits.start(s.budget_s, s.deadline_s)
         last = ""
-        for attempt in range(self.server.retries + 1):
+        for attempt in range(s.retries + 1):
             if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+                time.sleep(max(0.0, min(0.5 * 2 ** (attempt - 1), 5.0, limits.left())))
+            if limits.left() <= 0:
+                raise Abstain(f"the set's judging budget of {s.budget_s:g} s ran out after {attempt} tries "
+                              f"({last}; server.budget_s)")
             try:
-                resp = self.client.post("chat/completions", json=body)
+                resp = post_by(self.client, "chat/completions", body, s.timeout_s, limits.request_ends())
+            except DeadlineExceeded:
+                if limits.left() <= 0:
+                    raise Abstain(f"the set's judging budget of {s.budget_s:g} s ran out during a request "
+                                  "(server.budget_s)") from None
+                raise Abstain(f"the server sent no whole answer within the request deadline of {s.deadline_s:g} s "
+                              "(server.deadline_s)") from None
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}"
                 continue
+            except httpx.HTTPError as exc:
+                raise Abstain(f"the server's answer cannot be read ({type(exc).__name__})") from None
             if resp.status_code >= 500:
                 last = f"HTTP {resp.status_code}"
                 continue
@@ -184,7 +207,7 @@ class OpenAIJudge(Judge):
                 return resp.json()
             except ValueError:
                 raise Abstain("the server's answer is not JSON") from None
-        raise Abstain(f"the server did not answer after {self.server.retries + 1} tries ({last})")
+        raise Abstain(f"the server did not answer after {s.retries + 1} tries ({last})")
 
     def ask(self, candidates: CandidateSet, order: list[int]) -> OrderAnswer:
         n = len(order)
@@ -213,8 +236,12 @@ def _probe(client: httpx.Client, config: JudgeConfig, field: str) -> None:
     body = judge.body([{"role": "user", "content": "Answer with the letter A."}], 4)
     body["max_tokens"] = 1
     try:
-        resp = client.post("chat/completions", json=body)
-    except httpx.TransportError as exc:
+        resp = post_by(client, "chat/completions", body, s.timeout_s, time.monotonic() + s.deadline_s)
+    except DeadlineExceeded:
+        raise ConfigError(f"config field '{field}.server.deadline_s': the server at {url} sent no whole "
+                          f"answer to a one-token request within {s.deadline_s:g} s; check the server or raise it"
+                          ) from None
+    except httpx.HTTPError as exc:
         raise ConfigError(f"config field '{field}.server.base_url': nothing answers at {url} "
                           f"({type(exc).__name__}); start the judge server (e.g. vllm serve MODEL) or fix the URL"
                           ) from None
@@ -233,6 +260,11 @@ def _probe(client: httpx.Client, config: JudgeConfig, field: str) -> None:
         raise ConfigError(f"config field '{field}.server.constrained': the server at {url} refused structured "
                           f"outputs (HTTP {resp.status_code}: {detail}); set constrained: false")
     if config.method == "label-scores":
-        if not (resp.json().get("choices") or [{}])[0].get("logprobs"):
+        try:
+            choices = resp.json().get("choices") or [{}]
+            has_logprobs = bool(choices[0].get("logprobs"))
+        except (ValueError, AttributeError, IndexError, TypeError):
+            has_logprobs = False
+        if not has_logprobs:
             raise ConfigError(f"config field '{field}.method': the server at {url} returns no "
                               "log-probabilities; use method free-text with this server")

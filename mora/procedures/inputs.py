@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_image(path: Path, width: int, height: int) -> Image.Image:
     path = _existing(path, "image")
     try:
-        with Image.open(path) as img:
-            img.load()
-            image = to_rgb(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # no half-way: too big is refused
+            with Image.open(path) as img:
+                img.load()
+                image = to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = str(exc).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        raise InputError(f"image '{path}' is too large to decode safely ({size}: a decompression bomb?); "
+                         "pass an image of a few megapixels at most") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"image '{path}' cannot be read ({type(exc).__name__}); pass a PNG, JPEG or WebP file"
                          ) from None

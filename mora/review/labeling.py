@@ -97,11 +97,15 @@ def labeling_config(candidates: int = 4, rankings: bool = False) -> str:
 </View>"""
 
 
-def media_url(path: Path, root: Path) -> str:
-    """Label Studio's local-files URL for a file under the media root; anything outside is refused."""
-    resolved, base = Path(path).resolve(), Path(root).resolve()
-    if not resolved.is_relative_to(base):
-        raise ValueError(f"media path {path} lies outside the media root {root}")
+def media_url(path: Path, root: Path, media: Path | None = None) -> str:
+    """Label Studio's local-files URL (relative to its document ``root``) for a file in the ``media``
+    folder (default: the root); a symbolic link, or anything resolving outside that folder, is refused."""
+    path, base, inside = Path(path), Path(root).resolve(), Path(media or root).resolve()
+    if path.is_symlink():
+        raise ValueError(f"media path {path} is a symbolic link; review media are regular files only")
+    resolved = path.resolve()
+    if not resolved.is_relative_to(inside):
+        raise ValueError(f"media path {path} lies outside the media folder {media or root}")
     return "/data/local-files/?d=" + quote(resolved.relative_to(base).as_posix())
 
 

@@ -50,10 +50,47 @@ def record_path(root: Path, dataset: str, set_id: str, done: bool = False) -> Pa
     return folder / (set_id.replace("/", "__") + ".json")
 
 
+def read_records(root: Path, dataset: str) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """Undecided review records, and the files that are not a readable record, each with the reason."""
+    good, bad = [], []
+    for path in sorted(reviews_dir(root, dataset).glob("*.json")):
+        try:
+            if path.is_symlink():
+                raise ValueError("the record file is a symbolic link")
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or not isinstance(record.get("set_id"), str) or not isinstance(
+                    record.get("iteration"), int) or not isinstance(record.get("shards"), list):
+                raise ValueError("the record lacks set_id, iteration or shards")
+        except (OSError, ValueError) as exc:
+            bad.append((path, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"))
+            continue
+        good.append(record)
+    return good, bad
+
+
 def records(root: Path, dataset: str, status: str | None = None) -> list[dict]:
-    """Undecided review records of a dataset, oldest set first."""
-    out = [json.loads(p.read_text()) for p in sorted(reviews_dir(root, dataset).glob("*.json"))]
-    return [r for r in out if status is None or r["status"] == status]
+    """Undecided review records of a dataset, oldest set first (unreadable files are skipped; a push sets
+    them aside)."""
+    return [r for r in read_records(root, dataset)[0] if status is None or r.get("status") == status]
+
+
+def failed_dir(root: Path, dataset: str) -> Path:
+    return reviews_dir(root, dataset).parent / "failed"
+
+
+def set_aside(root: Path, dataset: str, path: Path, reason: str) -> Path:
+    """A record that cannot reach reviewers moves to ``reviews/failed/`` with the reason; the rest go on."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8")) if not path.is_symlink() else None
+    except (OSError, ValueError):
+        content = None
+    if content is None:
+        content = path.read_text(encoding="utf-8", errors="replace")[:100_000] if path.is_file() and not \
+            path.is_symlink() else None
+    out = write_json_atomic(failed_dir(root, dataset) / path.name, {
+        "reason": reason, "failed_at": datetime.now(UTC).isoformat(), "record": content})
+    path.unlink(missing_ok=True)
+    return out
 
 
 def update_record(root: Path, dataset: str, record: dict) -> None:
@@ -70,7 +107,11 @@ def pending_counts(root: Path) -> dict[tuple[str, int], int]:
     """Pending sets per (dataset, iteration)."""
     counts: dict[tuple[str, int], int] = {}
     for path in Path(root).glob("_state/*/reviews/pending/*.json"):
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            int(record["iteration"])
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # not a readable record: the next push sets it aside with the reason
         if record.get("status") in ("pending", "pushed"):
             key = (path.parents[2].name, int(record["iteration"]))
             counts[key] = counts.get(key, 0) + 1

@@ -8,16 +8,18 @@ that is down fails the push with one line; the records stay pending and the next
 
 from __future__ import annotations
 
-import shutil
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mora.atomic import write_atomic
 from mora.review.clips import review_clip, review_plan
 from mora.review.instructions import project_instructions
 from mora.review.labeling import labeling_config, media_url, task_payload
-from mora.review.pending import records, update_record
+from mora.review.pending import read_records, record_path, set_aside, update_record
 from mora.review.server import Connection, ReviewServerError, media_root
 
 
@@ -26,6 +28,8 @@ class PushResult:
     pushed: list[str] = field(default_factory=list)  # new tasks
     found: list[str] = field(default_factory=list)  # on the server already, now recorded
     projects: dict[int, int] = field(default_factory=dict)  # iteration -> project id
+    failed: list[tuple[str, str]] = field(default_factory=list)  # set aside under reviews/failed/, with why
+    removed: list[str] = field(default_factory=list)  # unsafe entries taken out of the media folder
 
 
 def client_for(conn: Connection):
@@ -82,23 +86,56 @@ def media_dir(root: Path, dataset: str) -> Path:
     return media_root(root) / dataset / "reviews" / "media"
 
 
-def write_media(root: Path, dataset: str, record: dict) -> list[str]:
-    """The set's candidate videos as files under the media root, from its shard rows."""
-    folder = media_dir(root, dataset) / record["set_id"].replace("/", "__")
-    base = media_root(root)
-    urls = []
+def remove_unsafe_media(folder: Path) -> list[str]:
+    """Symbolic links and anything but regular files and folders are taken out of the served folder.
+
+    Label Studio's local-files view follows links: a link placed here would serve any file the server
+    can read (credentials, /etc/passwd) to a reviewer. Returns one line per entry removed.
+    """
+    if folder.is_symlink():
+        folder.unlink()
+        return [f"removed {folder}: the media folder itself was a symbolic link"]
+    removed = []
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            target = os.readlink(path) if path.is_symlink() else "not a regular file"
+            path.unlink()
+            removed.append(f"removed {path} ({target}) from the review media: only regular files are served")
+    return removed
+
+
+def check_shards(root: Path, dataset: str, record: dict) -> list[Path]:
+    """The record's shards, each a regular file inside the dataset's folder, or the reason why not."""
+    inside, out = (Path(root) / dataset).resolve(), []
     for shard in record["shards"]:
+        path = Path(shard)
+        if path.is_symlink():
+            raise ValueError(f"shard {shard} is a symbolic link")
+        if not path.resolve().is_relative_to(inside):
+            raise ValueError(f"shard {shard} lies outside the dataset folder {inside}")
+        if not path.is_file():
+            raise ValueError(f"shard {shard} is missing")
+        out.append(path)
+    return out
+
+
+def write_media(root: Path, dataset: str, record: dict) -> list[str]:
+    """The set's candidate videos as regular files in the media folder, from its shard rows."""
+    media = media_dir(root, dataset)
+    folder = media / record["set_id"].replace("/", "__")
+    urls = []
+    for shard in check_shards(root, dataset, record):
         table = pq.read_table(shard, columns=["set_id", "candidate_index", "video"],
                               filters=[("set_id", "=", record["set_id"])])
         for row in sorted(table.to_pylist(), key=lambda r: r["candidate_index"]):
             path = folder / f"candidate_{row['candidate_index']}.mp4"
-            url = media_url(path, base)  # refuses a path that escapes the media root
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                path.unlink()  # never serve what a link points to: the video is written in its place
             if not path.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(review_clip(row["video"]))
-                shutil.move(tmp, path)
-            urls.append(url)
+                write_atomic(path, lambda tmp, video=row["video"]: tmp.write_bytes(review_clip(video)))
+            urls.append(media_url(path, media_root(root), media))  # refuses what escapes the media folder
+    if not urls:
+        raise ValueError(f"no rows of set {record['set_id']} in its shards")
     return urls
 
 
@@ -110,7 +147,7 @@ def tasks_by_set(client, project: int) -> dict[str, int]:
 def payload(root: Path, dataset: str, record: dict) -> dict:
     """The set's task, with its review copies written and the clips' frame rate and repeats."""
     urls = write_media(root, dataset, record)
-    first = next(row for shard in record["shards"] for row in pq.read_table(
+    first = next(row for shard in check_shards(root, dataset, record) for row in pq.read_table(
         shard, columns=["set_id", "fps", "num_frames", "width", "height"],
         filters=[("set_id", "=", record["set_id"])]).slice(0, 1).to_pylist())
     _, repeats = review_plan(first["width"], first["height"], first["num_frames"], first["fps"])
@@ -118,21 +155,39 @@ def payload(root: Path, dataset: str, record: dict) -> dict:
 
 
 def push(conn: Connection, root: Path, dataset: str, preannotate: bool = False, rankings: bool = False) -> PushResult:
+    """Every pending set that can be shown becomes a task; a record that cannot is set aside with its
+    reason (``reviews/failed/``), and the others are pushed all the same."""
     client, result = client_for(conn), PushResult()
-    todo = records(root, dataset, "pending")
+    result.removed = remove_unsafe_media(media_dir(root, dataset))
+    readable, unreadable = read_records(root, dataset)
+    for path, reason in unreadable:
+        set_aside(root, dataset, path, reason)
+        result.failed.append((path.stem, reason))
+    todo = [r for r in readable if r.get("status") == "pending"]
     for iteration in sorted({r["iteration"] for r in todo}):
         project = ensure_project(client, root, dataset, iteration, preannotate, rankings)
         result.projects[iteration] = project
-        batch = [r for r in todo if r["iteration"] == iteration]
         known = tasks_by_set(client, project)
-        new = [r for r in batch if r["set_id"] not in known]
-        if new:
-            payloads = [payload(root, dataset, r) for r in new]
+        batch, payloads = [], []
+        for record in (r for r in todo if r["iteration"] == iteration):
+            if record["set_id"] in known:
+                batch.append(record)
+                continue
+            try:
+                payloads.append(payload(root, dataset, record))
+            except (OSError, ValueError, KeyError, TypeError, StopIteration, pa.ArrowException) as exc:
+                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                set_aside(root, dataset, record_path(root, dataset, record["set_id"]), reason)
+                result.failed.append((record["set_id"], reason))
+                continue
+            batch.append(record)
+        if payloads:
             server_call("importing tasks", client.projects.import_tasks, id=project, request=payloads,
                         return_task_ids=True)
             known = tasks_by_set(client, project)
+        sent = {p["data"]["set_id"] for p in payloads}
         for record in batch:
-            (result.pushed if record in new else result.found).append(record["set_id"])
+            (result.pushed if record["set_id"] in sent else result.found).append(record["set_id"])
             update_record(root, dataset, record | {"status": "pushed", "project_id": project,
                                                    "task_id": known[record["set_id"]]})
     return result

@@ -48,10 +48,37 @@ def media_root(root: Path) -> Path:
     return (Path(root) / "_state").resolve()
 
 
+def make_private(folder: Path) -> None:
+    """Folders 0700 and files 0600 under ``folder``: the database holds the admin token in clear text."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    folder.chmod(0o700)
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(parent) / name
+            if not path.is_symlink():
+                path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def exposed(folder: Path) -> list[Path]:
+    """Everything under ``folder`` (itself included) that a user other than its owner may read or enter."""
+    paths = [folder] + [Path(p) / n for p, dirs, files in os.walk(folder) for n in dirs + files]
+    return [p for p in paths if not p.is_symlink() and p.exists() and p.stat().st_mode & 0o077]
+
+
+def check_private(folder: Path) -> None:
+    """Tighten the state, then make sure nothing under it is open to other local users."""
+    make_private(folder)
+    left = exposed(folder)
+    if left:
+        raise ReviewServerError(f"{left[0]} is readable by other users (mode {left[0].stat().st_mode & 0o777:o}) "
+                                f"and cannot be made private; fix its owner or run `chmod -R go-rwx {folder}`")
+
+
 def _credentials(folder: Path) -> dict:
     path = folder / "credentials.json"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         creds = {"username": ADMIN, "password": secrets.token_urlsafe(18), "token": secrets.token_hex(20)}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -75,6 +102,7 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
     if state.exists():
         url = json.loads(state.read_text())["url"]
         if healthy(url):
+            check_private(folder)
             return Connection(url, _credentials(folder)["token"])
     repo_bin = Path(__file__).resolve().parents[2] / VENV_BIN
     binary = Path(binary or os.environ.get("MORA_LABEL_STUDIO_BIN") or (VENV_BIN if VENV_BIN.exists() else repo_bin))
@@ -83,7 +111,8 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
                                 "virtualenv) or set MORA_LABEL_STUDIO_BIN to a label-studio executable")
     creds = _credentials(folder)
     data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private(folder)  # before the server reads the token from it
     env = {**os.environ,
            "LABEL_STUDIO_BASE_DATA_DIR": str(data.resolve()), "LABEL_STUDIO_USERNAME": creds["username"],
            "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["token"],
@@ -94,11 +123,12 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
     url = f"http://127.0.0.1:{port}"
     if healthy(url):
         raise ReviewServerError(f"something already answers at {url}; stop it or pass another --port")
-    with open(folder / "server.log", "ab") as log:
-        proc = subprocess.Popen(
+    log_fd = os.open(folder / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(log_fd, "ab") as log:
+        proc = subprocess.Popen(  # umask 077: every file the server creates is its user's alone
             [str(binary), "start", "--internal-host", "127.0.0.1", "--port", str(port), "--no-browser",
              "--data-dir", str(data.resolve())],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, umask=0o077)
     write_json_atomic(state, {"url": url, "pid": proc.pid, "port": port})
     started = time.monotonic()
     while not healthy(url):
@@ -108,6 +138,11 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
         if waiting:
             waiting(time.monotonic() - started)
         time.sleep(0.25)
+    try:
+        check_private(folder)  # what the server created while starting
+    except ReviewServerError:
+        down(root)
+        raise
     return Connection(url, creds["token"])
 
 

@@ -20,6 +20,8 @@ def push_reviews(root: Path, dataset: str, url: str | None = None) -> int:
     result = pushing.push(connect(root, url=url), root, dataset)
     get_run_logger().info("%s: %d sets pushed to review, %d found there already", dataset, len(result.pushed),
                           len(result.found))
+    for line in result.removed + [f"set aside {set_id}: {reason}" for set_id, reason in result.failed]:
+        get_run_logger().warning("%s: %s", dataset, line)
     return len(result.pushed)
 
 

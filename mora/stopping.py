@@ -1,0 +1,70 @@
+"""Stopping a command on SIGTERM within seconds, in one line, keeping what is staged.
+
+Prefect turns SIGTERM inside a flow run into a crash of the run and then keeps trying to log to the
+temporary server it has stopped, so ``mora round`` outlived a SIGTERM by minutes. Here a watcher
+thread learns of the signal through the interpreter's wakeup fd, whatever Python handler Prefect has
+put in place, gives Prefect a moment to record the crash, then stops its temporary server and exits.
+Nothing staged is lost: sets and shards are written whole or not at all (``mora.atomic``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+GRACE_S = 2.0  # for Prefect to mark the run Crashed through its own handler
+
+
+def _stop_prefect_server() -> None:
+    """Prefect's temporary API server is a child process: it goes with us, not after us."""
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:
+        return
+    for server in list(SubprocessASGIServer._instances.values()):
+        proc = getattr(server, "server_process", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=3)
+            except Exception:  # noqa: BLE001 - still there: no more waiting
+                proc.kill()
+
+
+def stop_on_sigterm(message: Callable[[], str]) -> None:
+    """From now on SIGTERM ends this process within ``GRACE_S`` plus a moment: ``message()`` as one line
+    on stderr, Prefect's temporary server stopped, exit code 143 (128 + SIGTERM)."""
+    once = threading.Lock()
+
+    def stop() -> None:
+        if not once.acquire(blocking=False):
+            return
+        try:
+            _stop_prefect_server()  # first: its last words come before ours
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[?25h\n")  # a progress bar hid the cursor
+                sys.stdout.flush()
+            sys.stderr.write(message() + "\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(128 + signal.SIGTERM)
+
+    def on_signal(signum, frame) -> None:
+        stop()
+
+    def watch(read: socket.socket) -> None:
+        while int(signal.SIGTERM) not in read.recv(64):  # the signal numbers the interpreter received
+            pass
+        time.sleep(GRACE_S)  # Prefect's handler may get there first and call ``stop`` through ours
+        stop()
+
+    read, write = socket.socketpair()
+    write.setblocking(False)
+    signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, on_signal)
+    threading.Thread(target=watch, args=(read,), daemon=True, name="mora-sigterm").start()

@@ -1,0 +1,52 @@
+"""A round stops on SIGTERM (a Prefect cancellation, a scheduler or a container stopping the worker)
+within seconds, says so in one line, and keeps every staged set for the resume. A real `mora round`
+process gets a real signal mid-round."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.test_cli import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_config_file, tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "mora.cli", "round", "--config", str(tiny_config_file),
+                             "--set", "prompts.count=12", "--set", "generation.num_frames=9"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
+    deadline = time.monotonic() + 600
+    while not list(staged.glob("*/sets/*.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail("the round was still running 60 s after SIGTERM: " + err[-2000:])
+    took = time.monotonic() - start
+    lines = [line for line in err.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("stopped:")]
+    assert took < 15, took
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert len(said) == 1 and said[0] == lines[-1] and "run the same command to resume" in said[0], err[-3000:]
+    assert "Traceback" not in err
+    sets = sorted(staged.glob("*/sets/*.parquet"))
+    assert 1 <= len(sets) < 12
+    for path in sets:  # every staged set whole: four candidates each
+        assert pq.read_table(path).num_rows == 4
+    assert not list(staged.glob("*/complete.json"))
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # nothing of the round outlives it (its Prefect server included)
+        os.killpg(proc.pid, 0)
