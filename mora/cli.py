@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
 from mora.cli_make import make_app
 from mora.cli_train import self_train_cmd, train_cmd
 
@@ -24,6 +25,10 @@ app.add_typer(review_app, name="review")
 app.add_typer(make_app, name="make")
 app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
+dataset_app.command("pairs")(pairs_cmd)
+dataset_app.command("judges")(judges_cmd)
+dataset_app.command("export")(export_cmd)
+dataset_app.command("publish")(publish_cmd)
 console = Console()
 
 
@@ -93,6 +98,10 @@ def _print_summary(summary: dict, cfg) -> None:
         console.print(f"shard: {path}")
     if summary.get("contact_sheet"):
         console.print(f"contact sheet: {summary['contact_sheet']}")
+    from mora.reports.publish import products
+
+    card, report = products(cfg.shards.root, cfg.shards.dataset)
+    console.print(f"dataset card: {card}\niteration report: {report}")
     if summary["pending_reviews"]:
         root, dataset = cfg.shards.root, cfg.shards.dataset
         console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:\n"
@@ -196,6 +205,10 @@ def review_collect(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str |
         _fail(str(exc))
     console.print(f"{len(result.accepted)} accepted, {len(result.discarded)} discarded, "
                   f"{len(result.waiting)} still waiting for reviewers")
+    from mora.reports.publish import publish
+
+    published = publish(root, dataset)
+    console.print(f"dataset card: {published.card}\niteration report: {published.report}")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from prefect import flow
 
 from mora.review.pending import pending_counts
 from mora.review.server import connect
+from mora.tasks.dataset import publish_dataset
 from mora.tasks.review import collect_reviews as collect_task
 from mora.tasks.review import push_reviews
 
@@ -19,5 +20,6 @@ def collect_reviews(root: str = "mora-data", dataset: str = "tiny", url: str | N
     connect(Path(root), url=url)  # fails fast, in one line, when there is no server to talk to
     pushed = push_reviews(Path(root), dataset, url)
     counts = collect_task(Path(root), dataset, url)
+    publish_dataset(Path(root), dataset)  # the dataset card and the iteration report
     waiting = sum(n for (name, _), n in pending_counts(Path(root)).items() if name == dataset)
     return counts | {"pushed": pushed, "pending": waiting}

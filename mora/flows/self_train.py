@@ -7,6 +7,7 @@ from prefect import flow, get_run_logger
 
 from mora.config import load_config
 from mora.flows.round import dataset_round
+from mora.tasks.dataset import publish_dataset
 from mora.tasks.training import fine_tune, record_trends, wait_for_reviews
 
 
@@ -30,5 +31,6 @@ def self_train(config_path: str = "configs/tiny.yaml", overrides: dict[str, str]
             wait_for_reviews(cfg, review_url)
         trained = fine_tune(cfg)
         records, figure = record_trends(cfg, k, trained, records)
+        publish_dataset(cfg.shards.root, cfg.shards.dataset)  # card and report with the new checkpoint
         checkpoint = trained["checkpoint"] or checkpoint
     return {"rounds": rounds, "checkpoint": checkpoint, "iterations": records, "figure": figure}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mora.datasets.shards import locate_shard
 from mora.review.labeling import labeling_config, media_url, task_payload
 from mora.review.pending import records, update_record
 from mora.review.server import Connection, ReviewServerError, media_root
@@ -81,7 +82,7 @@ def write_media(root: Path, dataset: str, record: dict) -> list[str]:
     base = media_root(root)
     urls = []
     for shard in record["shards"]:
-        table = pq.read_table(shard, columns=["set_id", "candidate_index", "video"],
+        table = pq.read_table(locate_shard(root, dataset, shard), columns=["set_id", "candidate_index", "video"],
                               filters=[("set_id", "=", record["set_id"])])
         for row in sorted(table.to_pylist(), key=lambda r: r["candidate_index"]):
             path = folder / f"candidate_{row['candidate_index']}.mp4"
