@@ -53,7 +53,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
 
 def export_webdataset(root: Path, dataset: str, out: Path, iterations: list[int] | None = None,
                       choose: str = "selected", max_samples: int = 1000, max_bytes: int = 1 << 30) -> list[Path]:
-    """Tar shards ``out/DATASET-NNNNNN.tar``; the paths written (none when no row is chosen)."""
+    """Tar shards ``out/DATASET-NNNNNN.tar``; the paths written (none when no row is chosen). Tars of
+    an earlier export to the same folder that this one did not rewrite are removed."""
     samples = iter_samples(root, dataset, iterations, choose)
     pending = next(samples, None)
     paths: list[Path] = []
@@ -72,4 +73,6 @@ def export_webdataset(root: Path, dataset: str, out: Path, iterations: list[int]
                     pending = next(samples, None)
 
         paths.append(write_atomic(Path(out) / f"{dataset}-{len(paths):06d}.tar", write))
+    for stale in set(Path(out).glob(f"{dataset}-[0-9][0-9][0-9][0-9][0-9][0-9].tar")) - set(paths):
+        stale.unlink()  # a larger earlier export's tail: the folder matches the shards now
     return paths
