@@ -54,6 +54,7 @@ bench: setup tiny
 	$(PY) bench/judges.py
 	$(PY) bench/drift.py
 	$(PY) bench/train_step.py
+	$(PY) bench/products.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

@@ -58,8 +58,8 @@ def run_one(code: str, root: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sets", type=int, nargs="+", default=[64, 512])
-    parser.add_argument("--video-kb", type=int, default=256)
+    parser.add_argument("--sets", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--video-kb", type=int, default=128)
     args = parser.parse_args()
     results = []
     print(f"{'sets':>6} {'data MB':>8} {'product':>12} {'seconds':>8} {'peak RSS MB':>12}")
