@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
+from mora.cli_env import prefect_defaults
 from mora.cli_make import make_app
 from mora.cli_train import self_train_cmd, train_cmd
 
@@ -32,12 +32,6 @@ dataset_app.command("publish")(publish_cmd)
 console = Console()
 
 
-def _prefect_defaults() -> None:
-    """Prefect keeps its database under the project unless the user points it elsewhere."""
-    os.environ.setdefault("PREFECT_HOME", str(Path(".mora/prefect").resolve()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(2)
@@ -56,7 +50,8 @@ def _watch(state, total: int, stop: threading.Event) -> None:
 def round_cmd(
     config: Path = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset"),
     set_: list[str] = typer.Option([], "--set", help="override a field: prompts.count=8 (repeatable)"),
-    iteration: int | None = typer.Option(None, help="iteration number (overrides the preset)"),
+    iteration: str | None = typer.Option(None, help="iteration number, or next: resume the newest unfinished "
+                                         "iteration, else start the one after the newest finished one"),
     root: Path | None = typer.Option(None, help="shard root (overrides shards.root)"),
 ) -> None:
     """Run one dataset round (resumes an unfinished one with the same config)."""
@@ -69,7 +64,8 @@ def round_cmd(
         cfg = load_config(config, overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    _prefect_defaults()
+    overrides["iteration"] = str(cfg.iteration)  # `next`, resolved once: the flow makes this round
+    prefect_defaults()
     from mora.flows.round import dataset_round
     from mora.round.state import RoundState
 
@@ -91,17 +87,17 @@ def _print_summary(summary: dict, cfg) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("shards", "contact_sheet"):
+        if key not in ("shards", "contact_sheets"):
             table.add_row(key, str(value))
     console.print(table)
     for path in summary["shards"]:
         console.print(f"shard: {path}")
-    if summary.get("contact_sheet"):
-        console.print(f"contact sheet: {summary['contact_sheet']}")
+    for path in summary.get("contact_sheets", []):
+        console.print(f"contact sheet: {path}", soft_wrap=True)
     from mora.reports.publish import products
 
     card, report = products(cfg.shards.root, cfg.shards.dataset)
-    console.print(f"dataset card: {card}\niteration report: {report}")
+    console.print(f"dataset card: {card}\niteration report: {report}", soft_wrap=True)
     if summary["pending_reviews"]:
         root, dataset = cfg.shards.root, cfg.shards.dataset
         console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:\n"

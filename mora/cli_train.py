@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from mora.cli_env import prefect_defaults
 
 console = Console()
 
@@ -89,7 +90,7 @@ def self_train_cmd(config: Path = CONFIG, set_: list[str] = SET,
         load_config(config, overrides)  # one-line errors before Prefect starts
     except _errors() as exc:
         _fail(str(exc))
-    os.environ.setdefault("PREFECT_HOME", str(Path(".mora/prefect").resolve()))
+    prefect_defaults()
     from mora.flows.self_train import self_train
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -190,7 +190,9 @@ class SelfTrainConfig(_Strict):
 
 
 class RoundConfig(_Strict):
-    iteration: int = Field(1, ge=1)
+    iteration: Annotated[int, Field(ge=1)] | Literal["next"] = Field(
+        1, description="the iteration this round makes; next: resume the newest unfinished iteration of the "
+                       "dataset, else start the one after the newest finished one")
     seed: int = Field(0, ge=0)
     prompts: PromptConfig
     generation: GenerationConfig
@@ -220,6 +222,8 @@ class RoundConfig(_Strict):
 
     @property
     def round_id(self) -> str:
+        if self.iteration == "next":
+            raise ConfigError("iteration 'next' is resolved when the config is loaded; use load_config")
         return f"{self.shards.dataset}-it{self.iteration:03d}-{self.fingerprint()}"
 
 
@@ -256,8 +260,12 @@ def _one_line(err: ValidationError, source: str) -> str:
     return f"config field '{field}': {msg}{got}{more}; fix it in {source} or override with --set {target}=VALUE"
 
 
-def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> RoundConfig:
-    """Read a YAML preset, apply ``field.path=value`` overrides, and validate."""
+def load_config(path: str | Path, overrides: dict[str, str] | None = None, resolve: bool = True) -> RoundConfig:
+    """Read a YAML preset, apply ``field.path=value`` overrides, and validate.
+
+    ``iteration: next`` becomes a number here (see ``mora.round.history.next_iteration``), unless
+    ``resolve`` is false: the self-training loop applies its own rule.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found; pass an existing YAML preset such as configs/tiny.yaml")
@@ -271,12 +279,17 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Ro
     for dotted, raw in (overrides or {}).items():
         _set_dotted(data, dotted, raw)
     try:
-        return RoundConfig.model_validate(data)
+        config = RoundConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_one_line(err, str(path))) from None
+    if resolve and config.iteration == "next":
+        from mora.round.history import next_iteration
+
+        config = config.model_copy(update={"iteration": next_iteration(config.shards.root, config.shards.dataset)})
+    return config
 
 
-def command_overrides(pairs: list[str], iteration: int | None = None, root: Path | None = None) -> dict[str, str]:
+def command_overrides(pairs: list[str], iteration: int | str | None = None, root: Path | None = None) -> dict[str, str]:
     """``--set`` pairs plus the ``--iteration`` and ``--root`` shortcuts of the commands."""
     out = parse_overrides(pairs)
     if iteration is not None:

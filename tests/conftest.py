@@ -12,8 +12,7 @@ import pytest
 # Prefect reads its settings at import time: isolate its database before anything imports it.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mora-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-# a loaded 2-core machine can take longer than the default 20 s to start the temporary API server
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy 2-core machine
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # its console handler outlives pytest's captured streams
 os.environ.pop("PREFECT_API_URL", None)
 

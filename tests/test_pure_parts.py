@@ -7,7 +7,7 @@ from mora.judges.asking import presentation_orders
 from mora.judges.criteria import CRITERIA, draw_criterion
 from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW, JudgeRanking, abstain, decide
 from mora.prompts.synthesizer import synthesize_prompts
-from mora.round.steps import derive_seed
+from mora.seeds import derive_seed
 
 
 def test_clean_prompt_keeps_usable_lines_and_rejects_noise():

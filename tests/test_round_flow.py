@@ -33,8 +33,9 @@ def test_round_with_agreeing_judges_accepts_and_writes_readable_shards(tiny_conf
     assert summary["judge_agreement"] == 1.0 and summary["pending_reviews"] == 0
     from PIL import Image
 
-    with Image.open(summary["contact_sheet"]) as sheet:  # 3 sets side by side, 4 candidates each
-        assert sheet.width > 3 * 64 * 3 and sheet.height > 4 * 64
+    (page,) = summary["contact_sheets"]  # 3 sets, one row each: a single page
+    with Image.open(page) as sheet:
+        assert sheet.width > 4 * 3 * 64 and sheet.height > 3 * 96
 
     df = pd.read_parquet(data_dir(cfg.shards.root, cfg.shards.dataset))
     assert len(df) == 12 and set(df.iteration.astype(int)) == {1}

@@ -8,6 +8,7 @@ import torch
 
 from mora.agents.loading import cached, torch_dtype
 from mora.config import ModelRef, RuntimeConfig
+from mora.prompts.novelty import PromptPool
 
 INVENT = ("Write one new, detailed prompt for a short video, different from but in the spirit of: "
           "\"{seed}\". Answer with the prompt only, on one line.")
@@ -31,14 +32,8 @@ def clean_prompt(text: str, max_words: int = 120) -> str | None:
 
 
 def dedupe(prompts: list[str]) -> list[str]:
-    """Drops repeats, ignoring case, punctuation and spacing."""
-    seen, out = set(), []
-    for p in prompts:
-        key = re.sub(r"[^a-z0-9]+", " ", p.casefold()).strip()
-        if key and key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+    """Drops repeats and near repeats (see ``mora.prompts.novelty``)."""
+    return PromptPool().new(prompts)
 
 
 class PromptAgent:

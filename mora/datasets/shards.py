@@ -71,11 +71,13 @@ def locate_shard(root: Path, dataset: str, recorded: str | Path) -> Path:
 def shard_files(root: Path, dataset: str, iterations: list[int] | None = None) -> list[Path]:
     """The dataset's shard files in iteration and name order (all iterations when ``iterations`` is None)."""
     migrate_layout(root, dataset)
-    found = sorted(data_dir(root, dataset).glob("iteration=*/part-*.parquet"), key=lambda p: (iteration_of(p), p.name))
+    found = sorted((p for p in data_dir(root, dataset).glob("iteration=*/part-*.parquet")
+                    if p.parent.name.removeprefix("iteration=").isdigit()), key=lambda p: (iteration_of(p), p.name))
     return [f for f in found if not iterations or iteration_of(f) in iterations]
 
 
-def iterations(root: Path, dataset: str) -> list[int]:
+def shard_iterations(root: Path, dataset: str) -> list[int]:
+    """Iterations that have shards on disk."""
     return sorted({iteration_of(f) for f in shard_files(root, dataset)})
 
 

@@ -5,14 +5,14 @@ Prefect tasks wrap these one to one (``mora/tasks/round.py``); tests and benchma
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent, dedupe
+from mora.agents.prompt import PromptAgent
 from mora.agents.text_to_image import TextToImageAgent
-from mora.config import RoundConfig
+from mora.config import ConfigError, RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
 from mora.judges import CandidateSet, Judge, gates, load_judge
 from mora.judges.criteria import Criterion, draw_criterion
@@ -20,15 +20,18 @@ from mora.judges.gates import GateMetrics
 from mora.judges.verdict import ACCEPTED, Decision, JudgeRanking, decide
 from mora.media import decode, encode_mp4
 from mora.procedures.text_to_video import PROCEDURE, Candidate, text_to_video
+from mora.prompts.novelty import PromptPool
 from mora.prompts.synthesizer import synthesize_prompts
 from mora.round.state import PlannedPrompt
+from mora.seeds import derive_seed
 from mora.training.checkpoint import read_lineage
 
+MAX_SYNTHESIS_DRAWS = 8
 
-def derive_seed(base: int, *parts) -> int:
-    """A stable 63-bit seed for one purpose: independent of run order, so resumed rounds match."""
-    digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+
+def round_seed(config: RoundConfig, *parts) -> int:
+    """Every seed of a round names its iteration: iteration k never repeats iteration k-1's draws."""
+    return derive_seed(config.seed, "iteration", config.iteration, *parts)
 
 
 @dataclass
@@ -51,26 +54,35 @@ class RoundAgents:
                    judges=[load_judge(j, rt, f"judges.{i}") for i, j in enumerate(config.judges)])
 
 
-def plan_prompts(config: RoundConfig, agent: PromptAgent | None) -> list[PlannedPrompt]:
-    """New prompts from the seeds (LLM, topped up by the synthesizer when it falls short), then enhanced."""
+def plan_prompts(config: RoundConfig, agent: PromptAgent | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
+    """New prompts: the LLM's, topped up by the synthesizer, none repeating ``earlier`` (the prompts of
+    the dataset's earlier iterations) or each other; then enhanced."""
     p = config.prompts
+    pool = PromptPool(earlier)
     prompts: list[tuple[str, str]] = []
     if p.source == "llm":
-        prompts = [(text, "llm") for text in agent.invent(p.seeds, p.count, derive_seed(config.seed, "invent"))]
-    extra = synthesize_prompts(min(p.count * 2, 2000), derive_seed(config.seed, "synthesize"))
-    texts = dedupe([t for t, _ in prompts] + extra)[: p.count]
-    sources = dict(prompts)
-    prompts = [(t, sources.get(t, "synthesizer")) for t in texts]
+        invented = agent.invent(p.seeds, p.count, round_seed(config, "invent"))
+        prompts = [(text, "llm") for text in pool.new(invented)]
+    for attempt in range(MAX_SYNTHESIS_DRAWS):
+        if len(prompts) >= p.count:
+            break
+        extra = synthesize_prompts(min(p.count * 2, 2000), round_seed(config, "synthesize", attempt))
+        prompts += [(text, "synthesizer") for text in pool.new(extra)]
+    if len(prompts) < p.count:
+        raise ConfigError(f"prompts.count: only {len(prompts)} prompts are new to dataset "
+                          f"'{config.shards.dataset}' after {MAX_SYNTHESIS_DRAWS} draws; lower prompts.count "
+                          "or start a new dataset (shards.dataset)")
+    prompts = prompts[: p.count]
     enhanced: list[str | None] = [None] * len(prompts)
     if p.enhance:
-        enhanced = agent.enhance([t for t, _ in prompts], derive_seed(config.seed, "enhance"))
+        enhanced = agent.enhance([t for t, _ in prompts], round_seed(config, "enhance"))
     by = p.model.describe() if p.model else "none"
     return [PlannedPrompt(index=i, prompt=t, source=s, enhanced=e or t, enhanced_by=by if e else "none")
             for i, ((t, s), e) in enumerate(zip(prompts, enhanced, strict=True))]
 
 
 def make_candidates(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt) -> list[Candidate]:
-    seeds = [derive_seed(config.seed, "candidate", planned.index, j) for j in range(config.generation.candidates)]
+    seeds = [round_seed(config, "candidate", planned.index, j) for j in range(config.generation.candidates)]
     return text_to_video(agents.text_to_image, agents.image_to_video, planned.enhanced, seeds, config.generation)
 
 
@@ -79,14 +91,14 @@ def encode_candidates(config: RoundConfig, candidates: list[Candidate]) -> list[
 
 
 def set_criterion(config: RoundConfig, planned: PlannedPrompt) -> tuple[Criterion, int]:
-    seed = derive_seed(config.seed, "criterion", planned.index)
+    seed = round_seed(config, "criterion", planned.index)
     return draw_criterion(seed), seed
 
 
 def judge_set(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt, videos: list[bytes],
               criterion: Criterion) -> tuple[list[JudgeRanking], list[GateMetrics], list[list[str]]]:
     """Gates, then both judges, on the stored videos decoded back: they see exactly what trainers get."""
-    order_seed = derive_seed(config.seed, "orders", planned.index)
+    order_seed = round_seed(config, "orders", planned.index)
     decoded = [decode(v)[0] for v in videos]  # once per set, shared by the gates and the judges
     metrics = [gates.measure(clip) for clip in decoded]
     failures = [gates.check(m, config.gates) for m in metrics]

@@ -35,6 +35,7 @@ def summary_markdown(summary: dict) -> str:
                 "seconds"):
         lines.append(f"| {key} | {summary[key]} |")
     lines += ["", "Shards:"] + [f"- `{p}`" for p in summary["shards"]]
-    if summary.get("contact_sheet"):
-        lines += ["", f"Contact sheet: `{summary['contact_sheet']}`"]
+    if summary.get("contact_sheets"):
+        lines += ["", "Contact sheets (every set: prompt, candidates, winner in green, gated in red):"]
+        lines += [f"- [{Path(p).name}]({Path(p).resolve().as_uri()})" for p in summary["contact_sheets"]]
     return "\n".join(lines)

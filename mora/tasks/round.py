@@ -10,11 +10,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from mora.config import RoundConfig
-from mora.datasets.contact_sheet import write_contact_sheet
+from mora.datasets.contact_sheet import write_contact_sheets
 from mora.datasets.shards import write_shards
 from mora.procedures.text_to_video import Candidate
 from mora.review.pending import record_pending
 from mora.round import steps
+from mora.round.history import earlier_prompts
 from mora.round.state import PlannedPrompt, RoundState
 from mora.round.summary import summarize, summary_markdown
 
@@ -23,7 +24,8 @@ from mora.round.summary import summarize, summary_markdown
 def write_prompts(config: RoundConfig, state: RoundState) -> list[PlannedPrompt]:
     planned = state.load_prompts()
     if planned is None:
-        planned = steps.plan_prompts(config, steps.RoundAgents.load(config).prompt)
+        earlier = earlier_prompts(config.shards.root, config.shards.dataset, config.iteration)
+        planned = steps.plan_prompts(config, steps.RoundAgents.load(config).prompt, earlier)
         state.save_prompts(planned)
     sources = {s: sum(p.source == s for p in planned) for s in {p.source for p in planned}}
     get_run_logger().info("%d prompts (%s)", len(planned), ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())))
@@ -65,9 +67,9 @@ def send_to_review(config: RoundConfig, rows: list[dict], shards: list[Path]) ->
 @task(name="report", cache_policy=NO_CACHE)
 def report(config: RoundConfig, state: RoundState, rows: list[dict], shards: list[Path], pending: int,
            seconds: float) -> dict:
-    sheet = write_contact_sheet(rows, Path(config.shards.root) / "_reports" / config.shards.dataset /
-                                f"iteration={config.iteration}" / f"{config.round_id}-contact-sheet.png")
-    summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheet": str(sheet)}
+    folder = Path(config.shards.root) / "_reports" / config.shards.dataset / f"iteration={config.iteration}"
+    sheets = write_contact_sheets(rows, folder, config.round_id)
+    summary = summarize(config.round_id, rows, shards, pending, seconds) | {"contact_sheets": list(map(str, sheets))}
     create_markdown_artifact(summary_markdown(summary), key="round-summary", description=config.round_id)
     create_table_artifact([{"what": k, "value": str(v)} for k, v in summary.items() if k != "shards"],
                           key="round-counts", description=config.round_id)

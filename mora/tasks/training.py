@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -11,6 +12,10 @@ from prefect.cache_policies import NO_CACHE
 from mora.agents.loading import GENERATION_KINDS, release
 from mora.atomic import write_json_atomic
 from mora.config import RoundConfig
+from mora.review.collect import collect
+from mora.review.pending import pending_counts
+from mora.review.push import push
+from mora.review.server import ReviewServerError, connect
 from mora.review.waiting import wait_until_decided
 from mora.training import trends
 from mora.training.checkpoint import read_lineage
@@ -25,6 +30,21 @@ def wait_for_reviews(config: RoundConfig, url: str | None = None) -> int:
                                  st.review_poll_s, url, log.info)
     log.info("iteration %d: %d sets still await review%s", config.iteration, waiting,
              " (timed out; fine-tuning on what is decided)" if waiting else "")
+    return waiting
+
+
+@task(name="review-status", cache_policy=NO_CACHE)
+def review_status(config: RoundConfig, url: str | None = None) -> int:
+    """Push and collect once (when a review server answers); the iteration's sets still under review."""
+    log, s = get_run_logger(), config.shards
+    try:
+        conn = connect(s.root, url=url)
+        push(conn, s.root, s.dataset)
+        collect(conn, s.root, s.dataset)
+    except ReviewServerError as exc:
+        log.warning("reviews not synced: %s", exc)
+    waiting = pending_counts(s.root).get((s.dataset, config.iteration), 0)
+    log.info("iteration %d: %d sets await review", config.iteration, waiting)
     return waiting
 
 
@@ -59,8 +79,10 @@ def record_trends(config: RoundConfig, iteration: int, trained: dict, records: l
     s = config.shards
     lineage = read_lineage(trained["checkpoint"]) if trained["checkpoint"] and not trained["skipped"] else None
     record = trends.data_metrics(s.root, s.dataset, iteration) | trends.training_metrics(lineage, trained["skipped"])
-    records = [r for r in records if r["iteration"] != iteration] + [record]
     folder = Path(s.root) / "_reports" / s.dataset
+    saved = folder / "self-train-trends.json"  # earlier runs of the loop (iteration: next continues them)
+    earlier = json.loads(saved.read_text()) if saved.exists() and not records else records
+    records = sorted([r for r in earlier if r["iteration"] != iteration] + [record], key=lambda r: r["iteration"])
     figure = trends.plot_trends(records, folder / "self-train-trends.png", f"self-training: {s.dataset}")
     write_json_atomic(folder / "self-train-trends.json", records)
     keys = ["iteration", "sets", "judge_agreement", "acceptance", "review_load", "selected", "gate_failure_rate",

@@ -24,7 +24,7 @@ from mora.agents.image_to_video import IMAGE_TO_VIDEO_FORMS, image_to_video_form
 from mora.agents.loading import fresh_pipeline
 from mora.agents.modulation import TRAINABLE, Modulation, family, special_token_embedding
 from mora.config import ConfigError, ModelRef, RoundConfig
-from mora.round.steps import derive_seed
+from mora.seeds import derive_seed
 from mora.training import checkpoint as ckpt
 from mora.training.chain import ROLES, SelfModulatedChain
 from mora.training.data import ShardVideoDataset, collate
