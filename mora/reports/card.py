@@ -18,7 +18,7 @@ from mora.atomic import write_atomic
 from mora.datasets.agreement import agreement_markdown
 from mora.datasets.facts import COUNTS, DatasetFacts
 from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
-from mora.datasets.shards import DATA, dataset_dir
+from mora.datasets.shards import DATA, dataset_dir, iteration_of, shard_files
 from mora.judges.criteria import CRITERIA
 from mora.reports.lineage import lineage_rows
 
@@ -51,13 +51,18 @@ def config_name(iteration: int) -> str:
     return f"iteration_{iteration}"
 
 
-def card_header(dataset: str, iterations: list[int]) -> dict:
+def card_header(dataset: str, iterations: list[int], sizes: dict[str, int]) -> dict:
+    """``sizes``: bytes of each config's files. ``datasets`` keys its cache by the card's configs and
+    infos only (not by the folder or the files' times), so the sizes in ``dataset_info`` are what makes
+    a collect's rewritten shards, or another root's dataset of the same name, load fresh."""
     configs = [{"config_name": "all", "default": True,
                 "data_files": [{"split": "train", "path": f"{DATA}/iteration=*/*.parquet"}]}]
     configs += [{"config_name": config_name(k),
                  "data_files": [{"split": "train", "path": f"{DATA}/iteration={k}/*.parquet"}]} for k in iterations]
+    infos = [{"config_name": c["config_name"], "download_size": sizes[c["config_name"]]} for c in configs]
     return {"pretty_name": f"mora {dataset}", "task_categories": ["text-to-video"],
-            "tags": ["mora", "synthetic", "video", "preference", "human-feedback"], "configs": configs}
+            "tags": ["mora", "synthetic", "video", "preference", "human-feedback"], "configs": configs,
+            "dataset_info": infos}
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -139,11 +144,20 @@ a judge's abstentions are counted apart.
 """
 
 
-def render_card(dataset: str, facts: DatasetFacts, lineage: list[dict]) -> str:
-    header = yaml.safe_dump(card_header(dataset, facts.iterations), sort_keys=False, allow_unicode=True)
+def config_sizes(root: Path, dataset: str) -> dict[str, int]:
+    sizes = {"all": 0}
+    for path in shard_files(root, dataset):
+        name = config_name(iteration_of(path))
+        sizes[name] = sizes.get(name, 0) + path.stat().st_size
+        sizes["all"] += path.stat().st_size
+    return sizes
+
+
+def render_card(dataset: str, facts: DatasetFacts, lineage: list[dict], sizes: dict[str, int]) -> str:
+    header = yaml.safe_dump(card_header(dataset, facts.iterations, sizes), sort_keys=False, allow_unicode=True)
     return f"---\n{header}---\n\n{card_body(dataset, facts, lineage)}"
 
 
 def write_card(root: Path, dataset: str, facts: DatasetFacts) -> Path:
-    text = render_card(dataset, facts, lineage_rows(facts, root, dataset))
+    text = render_card(dataset, facts, lineage_rows(facts, root, dataset), config_sizes(root, dataset))
     return write_atomic(dataset_dir(root, dataset) / CARD, lambda tmp: tmp.write_text(text))
