@@ -19,6 +19,7 @@ from mora.config import load_config
 from mora.datasets.agreement import agreement_table, outcomes, wilson
 from mora.datasets.export import export_webdataset
 from mora.datasets.facts import dataset_facts
+from mora.datasets.pairs import set_pairs
 from mora.datasets.sets import CandidateSetRows
 from mora.datasets.shards import data_dir, dataset_dir
 from mora.flows.review import collect_reviews
@@ -275,3 +276,16 @@ def test_bad_input_is_one_line(decided, tmp_path):
                  ["dataset", "judges", str(tmp_path / "missing"), "--dataset", dataset]):
         result = runner.invoke(app, args, env={"COLUMNS": "300"})
         assert result.exit_code == 2 and result.output.count("\n") == 1 and "error:" in result.output, result.output
+
+
+def test_pairs_follow_a_reviewers_full_order_when_there_is_one():
+    def made(review, decision="accepted", winner=2, failures=()):
+        return CandidateSetRows(1, [{"set_id": "s", "candidate_index": c, "decision": decision, "selected": c == winner,
+                                     "gate_failures": ["flicker"] if c in failures else [], "review": review}
+                                    for c in range(4)])
+
+    assert set_pairs(made(None)) == ([(2, 0), (2, 1), (2, 3)], "winner")  # a winner, 3 passing losers: 3 pairs
+    assert set_pairs(made(None, failures=(0,))) == ([(2, 1), (2, 3)], "winner")  # a gated loser is no pair
+    ranked = made({"choice": "candidate_2", "ranking": ["candidate_2", "candidate_0", "candidate_3", "candidate_1"]})
+    assert set_pairs(ranked) == ([(2, 0), (2, 3), (2, 1), (0, 3), (0, 1), (3, 1)], "reviewer_ranking")
+    assert set_pairs(made(None, decision="discarded", winner=None)) == ([], "")

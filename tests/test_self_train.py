@@ -69,6 +69,8 @@ def test_two_iterations_and_iteration_two_generates_with_iteration_one_weights(t
     records = json.loads((tiny_config_file.parent / "data" / "_reports" / "tiny" / "self-train-trends.json")
                          .read_text())
     assert [r["iteration"] for r in records] == [1, 2]
+    card = (tiny_config_file.parent / "data" / "tiny" / "README.md").read_text()  # the lineage in the card
+    assert f"| 2 | {lineage_1['checkpoint_id']} | {lineage_2['checkpoint_id']} | {lineage_1['checkpoint_id']} |" in card
     table = Artifact.get("self-train-trends")
     assert table is not None and "judge_agreement" in str(table.data)
 

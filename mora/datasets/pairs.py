@@ -50,9 +50,9 @@ def set_pairs(candidate_set: CandidateSetRows) -> tuple[list[tuple[int, int]], s
     if first["decision"] != ACCEPTED or winner is None:
         return [], ""
     passing = set(candidate_set.passing) | {winner}
-    ranking = (first["review"] or {}).get("ranking")
+    ranking = (first["review"] or {}).get("ranking")  # best first: indices or candidate_K names
     if ranking:
-        order = [c for c in ranking if c in passing]
+        order = [c for c in (int(str(r).removeprefix("candidate_")) for r in ranking) if c in passing]
         return list(combinations(order, 2)), "reviewer_ranking"
     return [(winner, c) for c in sorted(passing) if c != winner], "winner"
 
