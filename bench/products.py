@@ -31,6 +31,7 @@ def make_dataset(root: Path, sets: int, video_kb: int) -> None:
     judge = {"judge": "j", "model": "m", "ranking": [0, 1, 2, 3], "scores": [4.0, 3.0, 2.0, 1.0], "confidence": 1.0,
              "per_order": [], "method": "label-scores", "backend": "transformers", "abstained": False, "reason": None,
              "seconds": 0.1}
+    gates = {"motion": 1.0, "flicker": 1.0, "dark_fraction": 0.0, "bright_fraction": 0.0, "sharpness": 100.0}
     for part in range(0, sets, 64):  # one round per 64 sets keeps this script's own memory flat
         rows = []
         for s in range(part, min(part + 64, sets)):
@@ -39,7 +40,7 @@ def make_dataset(root: Path, sets: int, video_kb: int) -> None:
                              "prompt_index": s, "prompt": "p", "prompt_source": "synthesizer", "enhanced_prompt": "p",
                              "enhanced_by": "none", "procedure": "text-to-video", "candidate_index": c, "seed": c,
                              "video": os.urandom(video_kb << 10), "num_frames": 9, "fps": 8.0, "width": 64,
-                             "height": 64, "generator_models": [], "gate_metrics": None, "gate_failures": [],
+                             "height": 64, "generator_models": [], "gate_metrics": gates, "gate_failures": [],
                              "criterion": "realism", "criterion_seed": 0, "judges": [judge, judge],
                              "decision": "accepted", "decision_source": "judges", "decision_reason": "x",
                              "selected": c == 0, "review": None, "generation_seconds": 0.1, "created_at": now,
