@@ -22,7 +22,6 @@ class DatasetFacts:
     judges: list[dict] = field(default_factory=list)  # {judge, model, backend, method}
     criteria: list[dict] = field(default_factory=list)  # {iteration, criterion, sets}
     agreement: list[dict] = field(default_factory=list)  # mora.datasets.agreement.agreement_table
-    rounds: list[str] = field(default_factory=list)
 
     @property
     def iterations(self) -> list[int]:
@@ -38,13 +37,11 @@ def dataset_facts(root: Path, dataset: str) -> DatasetFacts:
     generators: dict[tuple, dict] = {}
     judges: dict[tuple, dict] = {}
     criteria: Counter = Counter()
-    rounds: set[str] = set()
     decided: list[dict] = []
     for s in stream_sets(root, dataset):
         decided.extend(outcomes([s]))
         first, c = s.first, _count(by_iteration, s.iteration)
         c["rounds"].add(first["round_id"])
-        rounds.add(first["round_id"])
         c["sets"] += 1
         c["candidates"] += len(s.rows)
         c["selected"] += sum(bool(r["selected"]) for r in s.rows)
@@ -67,5 +64,4 @@ def dataset_facts(root: Path, dataset: str) -> DatasetFacts:
         counts=counts, generators=[generators[k] for k in sorted(generators, key=lambda k: tuple(map(str, k)))],
         judges=list(judges.values()),
         criteria=[{"iteration": it, "criterion": cr, "sets": n} for (it, cr), n in sorted(criteria.items())],
-        agreement=agreement_table(decided),
-        rounds=sorted(rounds))
+        agreement=agreement_table(decided))
