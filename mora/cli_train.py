@@ -67,6 +67,9 @@ def train_cmd(config: Path = CONFIG, set_: list[str] = SET,
 
 
 def self_train_cmd(config: Path = CONFIG, set_: list[str] = SET,
+                   iteration: str | None = typer.Option(
+                       None, help="first iteration, or next: continue the dataset's loop (the newest iteration "
+                                  "whose round or fine-tuning is unfinished, else the one after)"),
                    iterations: int | None = typer.Option(None, help="iterations to run (self_train.iterations)"),
                    review: str | None = typer.Option(None, help="wait | skip | off (self_train.review)"),
                    ablation: str | None = typer.Option(
@@ -78,6 +81,8 @@ def self_train_cmd(config: Path = CONFIG, set_: list[str] = SET,
 
     try:
         overrides = parse_overrides(set_)
+        if iteration is not None:
+            overrides["iteration"] = iteration
         if iterations is not None:
             overrides["self_train.iterations"] = str(iterations)
         if review is not None:
@@ -87,7 +92,7 @@ def self_train_cmd(config: Path = CONFIG, set_: list[str] = SET,
                 _fail(f"--ablation '{ablation}' is unknown; use one of {', '.join(ABLATIONS)}")
             dataset = load_config(config, overrides).shards.dataset
             overrides = ABLATIONS[ablation] | {"shards.dataset": f"{dataset}-{ablation}"} | overrides
-        load_config(config, overrides)  # one-line errors before Prefect starts
+        load_config(config, overrides, resolve=False)  # one-line errors before Prefect starts
     except _errors() as exc:
         _fail(str(exc))
     prefect_defaults()

@@ -106,7 +106,9 @@ class JudgeConfig(_Strict):
         "auto", description="native video input needs torchvision (in process); auto uses it where it imports")
     server: JudgeServer | None = None
     frames_per_candidate: int = Field(4, ge=1, le=64)
-    orders: int = Field(2, ge=1, le=24, description="presentation orders per set, against position bias")
+    orders: int = Field(2, ge=1, le=24, description="presentation orders per set, against position bias; from "
+                                                    "the candidate count on, every candidate is shown in every "
+                                                    "position, which cancels a preference for positions exactly")
     max_new_tokens: int = Field(24, ge=8, le=512, description="free-text: longest answer read")
 
     @model_validator(mode="after")

@@ -39,6 +39,11 @@ def tiny_models(tmp_path_factory) -> Path:
     return out
 
 
+# Two presentation orders (identity and reversed) let the random-weight judges follow positions, not
+# content: they never agree, and every set of a round needs review.
+EVERY_SET_REVIEWED = {"judges.0.orders": "2", "judges.1.orders": "2"}
+
+
 def write_tiny_config(tiny_models: Path, folder: Path) -> Path:
     """configs/tiny.yaml pointed at the tiny models, with its shard root at ``folder/data``."""
     text = (REPO / "configs" / "tiny.yaml").read_text().replace(".mora/models/tiny", str(tiny_models))

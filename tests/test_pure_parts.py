@@ -42,10 +42,18 @@ def test_seeds_are_stable_and_distinct_per_purpose():
 
 
 def test_presentation_orders_include_identity_and_reverse_and_are_distinct():
+    assert presentation_orders(4, 2, seed=1) == [[0, 1, 2, 3], [3, 2, 1, 0]]
     orders = presentation_orders(4, 5, seed=1)
-    assert orders[0] == [0, 1, 2, 3] and orders[1] == [3, 2, 1, 0]
+    assert orders[0] == [0, 1, 2, 3] and [3, 2, 1, 0] in orders
     assert len({tuple(o) for o in orders}) == 5 and all(sorted(o) == [0, 1, 2, 3] for o in orders)
     assert len(presentation_orders(2, 10, seed=1)) == 2  # only two orders of two exist
+
+
+def test_as_many_orders_as_candidates_show_each_candidate_in_every_position():
+    for n in (2, 3, 4):
+        orders = presentation_orders(n, n, seed=3)
+        for candidate in range(n):
+            assert sorted(order.index(candidate) for order in orders) == list(range(n))
 
 
 def _ranking(judge, ranking):

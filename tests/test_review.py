@@ -24,7 +24,7 @@ from mora.review.push import client_for, push, tasks_by_set
 from mora.review.server import ReviewServerError
 from mora.review.waiting import wait_until_decided
 from mora.training.data import ShardVideoDataset
-from tests.conftest import free_port, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, free_port, write_tiny_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def review(tmp_path_factory, tiny_models):
         server.down(cold)
         shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("review"))
-    overrides = {"prompts.count": "3", "generation.num_frames": "9"}
+    overrides = {"prompts.count": "3", "generation.num_frames": "9"} | EVERY_SET_REVIEWED
     dataset_round(str(config), overrides)
     cfg = load_config(config, overrides)
     root = cfg.shards.root

@@ -20,6 +20,7 @@ from mora.flows.round import dataset_round
 from mora.flows.self_train import self_train
 from mora.review.pending import reviews_dir
 from mora.training import checkpoint as ckpt
+from tests.conftest import EVERY_SET_REVIEWED
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,7 @@ def _checkpoint_of(config_file, overrides: dict, iteration: int):
 
 def test_no_review_ablation_sends_nothing_to_review_and_trains_on_judges_only(tiny_config_file):
     summary = dataset_round(str(tiny_config_file), {"prompts.count": "2", "generation.num_frames": "9",
-                                                    "self_train.review": "off"})
+                                                    "self_train.review": "off"} | EVERY_SET_REVIEWED)
     assert summary["needs_review"] == 2 and summary["pending_reviews"] == 0
     assert not list(reviews_dir(tiny_config_file.parent / "data", "tiny").rglob("*.json"))
 

@@ -18,8 +18,18 @@ LABELS = string.ascii_uppercase
 
 
 def presentation_orders(n: int, count: int, seed: int) -> list[list[int]]:
-    """The identity, its reverse, then distinct shuffles: each candidate visits several positions."""
-    orders = [list(range(n)), list(range(n))[::-1]][:count]
+    """The identity, its reverse, then distinct shuffles: each candidate visits several positions.
+
+    From ``n`` orders on, the first ``n`` are the identity's cyclic shifts (then the reverse's): every
+    candidate is shown once in every position, so a preference for positions cancels out exactly.
+    """
+    forward, backward = list(range(n)), list(range(n))[::-1]
+    if count >= n:
+        orders = [forward[i:] + forward[:i] for i in range(n)]
+        orders += [o for o in (backward[i:] + backward[:i] for i in range(n)) if o not in orders]
+        orders = orders[:count]
+    else:
+        orders = [forward, backward][:count]
     rng = random.Random(seed)
     while len(orders) < min(count, math.factorial(n)):
         order = rng.sample(range(n), n)
