@@ -28,7 +28,7 @@ from mora.review import server
 from mora.review.pending import records
 from mora.review.push import client_for, push
 from mora.training.pairs import PreferencePairDataset
-from tests.conftest import start_label_studio, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, start_label_studio, write_tiny_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def _annotate(client, task_id, choice, reason=None):
 @pytest.fixture(scope="module")
 def decided(tmp_path_factory, tiny_models):
     config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("products"))
-    first = {"prompts.count": "4", "generation.num_frames": "9"}
+    first = {"prompts.count": "4", "generation.num_frames": "9"} | EVERY_SET_REVIEWED
     dataset_round(str(config), first)
     cfg = load_config(config, first)
     root, dataset = cfg.shards.root, cfg.shards.dataset
