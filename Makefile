@@ -63,6 +63,7 @@ bench: setup tiny
 	$(PY) bench/train_step.py
 	$(PY) bench/eval.py
 	$(PY) bench/handoff_gap.py
+	$(PY) bench/products.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

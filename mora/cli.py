@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
 from mora.cli_env import prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
@@ -27,6 +28,10 @@ app.add_typer(make_app, name="make")
 app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
 app.command("eval")(eval_cmd)
+dataset_app.command("pairs")(pairs_cmd)
+dataset_app.command("judges")(judges_cmd)
+dataset_app.command("export")(export_cmd)
+dataset_app.command("publish")(publish_cmd)
 console = Console()
 errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 
@@ -99,6 +104,10 @@ def _print_summary(summary: dict, cfg) -> None:
         console.print(f"shard: {path}")
     for path in summary.get("contact_sheets", []):
         console.print(f"contact sheet: {path}", soft_wrap=True)
+    from mora.reports.publish import products
+
+    card, report = products(cfg.shards.root, cfg.shards.dataset)
+    console.print(f"dataset card: {card}\niteration report: {report}", soft_wrap=True)
     if summary["pending_reviews"]:
         root, dataset = cfg.shards.root, cfg.shards.dataset
         console.print(f"{summary['pending_reviews']} candidate sets await human review. To review them:")
@@ -286,6 +295,10 @@ def review_collect(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str |
         _fail(str(exc))
     console.print(f"{len(result.accepted)} accepted, {len(result.discarded)} discarded, "
                   f"{len(result.waiting)} still waiting for reviewers")
+    from mora.reports.publish import publish
+
+    published = publish(root, dataset)
+    console.print(f"dataset card: {published.card}\niteration report: {published.report}")
 
 
 def main() -> None:

@@ -75,3 +75,22 @@ def taught_judges(tiny_models, tmp_path_factory) -> dict[str, Path]:
         "injection": teach_answer(tiny_models / "qwen2-vl", "qwen2-vl", INJECTION_ANSWER, root / "injection",
                                   steps=500),
     }
+
+
+LABEL_STUDIO_TEMPLATE = REPO / ".mora" / "cache" / "label-studio"
+
+
+def start_label_studio(root: Path, tmp_path_factory):
+    """A real Label Studio for ``root`` on 127.0.0.1, started from a migrated data folder (cached under
+    .mora/cache after the first cold start) so it takes seconds; stop it with ``server.down(root)``."""
+    import shutil
+
+    from mora.review import server
+
+    if not (LABEL_STUDIO_TEMPLATE / "credentials.json").exists():
+        cold = tmp_path_factory.mktemp("ls-cold") / "data"
+        server.up(cold, port=free_port())
+        server.down(cold)
+        shutil.copytree(server.server_dir(cold), LABEL_STUDIO_TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
+    shutil.copytree(LABEL_STUDIO_TEMPLATE, server.server_dir(root))
+    return server.up(root, port=free_port())

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, RuntimeConfig
+from mora.datasets.shards import data_dir
 from mora.judges import load_judge
 from mora.judges.http import OpenAIJudge, ServerPool, label_scores, valid_rankings
 from tests.conftest import RANKING_ANSWER, free_port
@@ -149,7 +150,7 @@ def test_a_round_with_one_judge_over_http_and_one_in_process(judge_server, taugh
                  "judges.1.method": "free-text", "judges.1.orders": "3"}
     summary = dataset_round(str(tiny_config_file), overrides)
     cfg = load_config(tiny_config_file, overrides)
-    df = pd.read_parquet(cfg.shards.root / cfg.shards.dataset)
+    df = pd.read_parquet(data_dir(cfg.shards.root, cfg.shards.dataset))
     assert summary["accepted"] == 2, df.groupby("set_id").decision_reason.first().tolist()
     assert summary["judge_agreement"] == 1.0
     judges = df.judges.iloc[0]

@@ -63,17 +63,17 @@ def test_shards_are_hive_partitioned_and_readable_everywhere(tmp_path):
 
     write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=5)
     write_shards(_rows(2, round_id="r-it002-y"), tmp_path, "d", 2, "r-it002-y", max_rows=100)
-    parts = sorted(p.name for p in (tmp_path / "d" / "iteration=1").iterdir())
+    parts = sorted(p.name for p in (tmp_path / "d" / "data" / "iteration=1").iterdir())
     assert parts == [f"part-r-it001-x-0000{i}.parquet" for i in range(3)]  # 12 rows, 5 per part
 
-    df = pd.read_parquet(tmp_path / "d")
+    df = pd.read_parquet(tmp_path / "d" / "data")
     assert len(df) == 20 and sorted(df.iteration.astype(int).unique()) == [1, 2]
-    table = ds.dataset(tmp_path / "d", format="parquet", partitioning="hive").to_table()
+    table = ds.dataset(tmp_path / "d" / "data", format="parquet", partitioning="hive").to_table()
     assert table.schema.field("iteration").type == "int32"
     assert set(SCHEMA.names) <= set(table.schema.names)
-    hf = datasets.load_dataset("parquet", data_dir=str(tmp_path / "d"), split="train")
+    hf = datasets.load_dataset("parquet", data_dir=str(tmp_path / "d" / "data"), split="train")
     assert hf.num_rows == 20 and isinstance(hf[0]["video"], bytes)
-    one = datasets.load_dataset("parquet", data_files=str(tmp_path / "d/iteration=2/*.parquet"), split="train")
+    one = datasets.load_dataset("parquet", data_files=str(tmp_path / "d/data/iteration=2/*.parquet"), split="train")
     assert one.num_rows == 8
     assert decode(df.video.iloc[0])[0].shape == (5, 16, 16, 3)
 
@@ -83,7 +83,7 @@ def test_writing_a_round_again_replaces_instead_of_duplicating(tmp_path):
         write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=100)
     files = list((tmp_path / "d").rglob("*"))
     assert [f.name for f in files if f.is_file()] == ["part-r-it001-x-00000.parquet"]  # no leftovers either
-    assert len(pd.read_parquet(tmp_path / "d")) == 12
+    assert len(pd.read_parquet(tmp_path / "d" / "data")) == 12
 
 
 def test_inspect_counts_per_iteration_and_decision(tmp_path):
@@ -91,3 +91,25 @@ def test_inspect_counts_per_iteration_and_decision(tmp_path):
     counts = inspect(tmp_path).set_index("decision")
     assert counts.loc["accepted", "sets"] == 1 and counts.loc["needs_review", "sets"] == 2
     assert counts.loc["accepted", "selected"] == 1 and counts.loc["needs_review", "candidates"] == 8
+
+
+def test_roots_in_the_old_layout_are_migrated_and_recorded_shard_paths_still_resolve(tmp_path):
+    import os
+
+    from mora.datasets.sets import stream_sets
+    from mora.datasets.shards import data_dir, locate_shard, open_dataset
+
+    write_shards(_rows(), tmp_path, "d", 1, "r-it001-x", max_rows=5)  # a set straddles two parts
+    new = data_dir(tmp_path, "d") / "iteration=1"
+    os.replace(new, tmp_path / "d" / "iteration=1")  # as a root written before the card existed
+    data_dir(tmp_path, "d").rmdir()
+    recorded = tmp_path / "d" / "iteration=1" / "part-r-it001-x-00001.parquet"  # a review record's path
+    write_shards(_rows(2, round_id="r-it002-y"), tmp_path, "d", 2, "r-it002-y", max_rows=100)
+    assert not (tmp_path / "d" / "iteration=1").exists() and (new / recorded.name).is_file()
+    assert locate_shard(tmp_path, "d", recorded) == new / recorded.name
+    assert open_dataset(tmp_path, "d").count_rows() == 20
+    (tmp_path / "d" / "README.md").write_text("---\npretty_name: d\n---\n")  # the card beside the data
+    assert len(pd.read_parquet(data_dir(tmp_path, "d"))) == 20
+    sets = list(stream_sets(tmp_path, "d"))
+    assert [(s.iteration, len(s.rows)) for s in sets] == [(1, 4)] * 3 + [(2, 4)] * 2
+    assert [r["candidate_index"] for r in sets[1].rows] == [0, 1, 2, 3]

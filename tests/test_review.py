@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from mora.config import load_config
+from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.review import server
 from mora.review.collect import collect, majority
@@ -131,7 +132,7 @@ def test_collect_turns_choices_into_rows_and_reject_all_into_discards(review):
     result = collect(conn, root, dataset)
     assert result.accepted == [chosen["set_id"]] and result.discarded == [rejected["set_id"]]
     assert result.waiting == [waiting["set_id"]]
-    df = pd.read_parquet(Path(root) / dataset)
+    df = pd.read_parquet(data_dir(root, dataset))
     got = df[df.set_id == chosen["set_id"]].sort_values("candidate_index")
     assert got.decision.eq("accepted").all() and got.decision_source.eq("human").all()
     assert got.selected.tolist() == [False, False, True, False]

@@ -9,6 +9,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from mora.config import load_config
+from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.media import decode
 from mora.review.pending import pending_counts, reviews_dir
@@ -36,7 +37,7 @@ def test_round_with_agreeing_judges_accepts_and_writes_readable_shards(tiny_conf
     with Image.open(page) as sheet:
         assert sheet.width > 4 * 3 * 64 and sheet.height > 3 * 96
 
-    df = pd.read_parquet(Path(cfg.shards.root) / cfg.shards.dataset)
+    df = pd.read_parquet(data_dir(cfg.shards.root, cfg.shards.dataset))
     assert len(df) == 12 and set(df.iteration.astype(int)) == {1}
     assert df.groupby("set_id").selected.sum().tolist() == [1, 1, 1]
     assert df.seed.nunique() == 12 and (df.decision == "accepted").all()
@@ -48,7 +49,7 @@ def test_round_with_agreeing_judges_accepts_and_writes_readable_shards(tiny_conf
         assert frames.shape == (9, 64, 64, 3) and fps == pytest.approx(8)
     assert (df.num_frames == 9).all() and (df.width == 64).all() and (df.height == 64).all()
     assert set(df.criterion_seed) and df.judges.map(len).eq(2).all()
-    table = ds.dataset(Path(cfg.shards.root) / cfg.shards.dataset, format="parquet", partitioning="hive").to_table()
+    table = ds.dataset(data_dir(cfg.shards.root, cfg.shards.dataset), format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 12
 
 
@@ -65,7 +66,7 @@ def test_default_round_sends_disagreements_to_review_and_reruns_write_nothing(ti
     second = dataset_round(str(tiny_config_file), overrides)
     assert second == first
     assert {p: p.stat().st_mtime_ns for p in _shard_files(Path(cfg.shards.root))} == files
-    assert len(pd.read_parquet(Path(cfg.shards.root) / "tiny")) == 16
+    assert len(pd.read_parquet(data_dir(cfg.shards.root, "tiny"))) == 16
 
 
 def test_a_crashed_round_resumes_from_its_finished_sets(tiny_config_file):
@@ -81,7 +82,7 @@ def test_a_crashed_round_resumes_from_its_finished_sets(tiny_config_file):
 
     summary = dataset_round(str(tiny_config_file), overrides)
     assert summary["prompts"] == 3
-    df = pd.read_parquet(Path(cfg.shards.root) / "tiny")
+    df = pd.read_parquet(data_dir(cfg.shards.root, "tiny"))
     first = df[df.prompt_index == 0].sort_values("candidate_index")
     assert list(first.created_at) == [r["created_at"] for r in staged]  # reused, not regenerated
     assert len(df) == 12 and df.groupby("set_id").size().eq(4).all()
@@ -104,7 +105,7 @@ def test_sets_whose_candidates_all_fail_the_gates_are_discarded(tiny_config_file
     summary = dataset_round(str(tiny_config_file), overrides)
     assert summary["discarded"] == 2 and summary["pending_reviews"] == 0
     cfg = load_config(tiny_config_file, overrides)
-    df = pd.read_parquet(Path(cfg.shards.root) / "tiny")
+    df = pd.read_parquet(data_dir(cfg.shards.root, "tiny"))
     assert (df.decision == "discarded").all() and not df.selected.any()
     assert df.gate_failures.map(lambda f: f[0].startswith("static")).all()
     assert (pd.json_normalize(df.gate_metrics).motion > 0).all()

@@ -15,6 +15,7 @@ from mora.agents.loading import fresh_pipeline
 from mora.agents.text_to_image import TextToImageAgent
 from mora.cli import app
 from mora.config import load_config
+from mora.datasets.shards import iteration_dir
 from mora.flows.round import dataset_round
 from mora.flows.self_train import self_train
 from mora.review.pending import reviews_dir
@@ -42,7 +43,7 @@ def test_two_iterations_and_iteration_two_generates_with_iteration_one_weights(t
     assert lineage_2["checkpoint_id"] == second["checkpoint_id"] != first["checkpoint_id"]
 
     # iteration 2's round generated with iteration 1's checkpoint, and says so in its rows
-    df = pd.read_parquet(tiny_config_file.parent / "data" / "tiny" / "iteration=2")
+    df = pd.read_parquet(iteration_dir(tiny_config_file.parent / "data", "tiny", 2))
     roles = {m["role"]: m for m in df.iloc[0]["generator_models"]}
     assert roles["checkpoint"]["revision"] == lineage_1["checkpoint_id"]
     assert roles["checkpoint"]["model_id"] == str(first_path)
@@ -69,6 +70,8 @@ def test_two_iterations_and_iteration_two_generates_with_iteration_one_weights(t
     records = json.loads((tiny_config_file.parent / "data" / "_reports" / "tiny" / "self-train-trends.json")
                          .read_text())
     assert [r["iteration"] for r in records] == [1, 2]
+    card = (tiny_config_file.parent / "data" / "tiny" / "README.md").read_text()  # the lineage in the card
+    assert f"| 2 | {lineage_1['checkpoint_id']} | {lineage_2['checkpoint_id']} | {lineage_1['checkpoint_id']} |" in card
     table = Artifact.get("self-train-trends")
     assert table is not None and "judge_agreement" in str(table.data)
 

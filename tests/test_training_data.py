@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mora.config import load_config
+from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.media import decode
 from mora.training.data import ShardError, ShardVideoDataset, collate
@@ -30,7 +31,7 @@ def shards(tiny_models, tmp_path_factory):
 def test_selected_examples_are_the_winners_decoded_to_frames_in_minus_one_to_one(shards):
     root, dataset = shards
     examples = list(ShardVideoDataset(root, dataset))
-    df = pd.read_parquet(root / dataset)
+    df = pd.read_parquet(data_dir(root, dataset))
     winners = df[df.selected].sort_values("set_id")
     assert len(examples) == len(winners) == 3
     by_set = {e["set_id"]: e for e in examples}

@@ -1,16 +1,17 @@
 """The shard schema, versioned: one row per candidate, the winner marked ``selected``.
 
-Layout: ``ROOT/DATASET/iteration=K/part-ROUNDID-NNNNN.parquet`` (Hive-style, so pyarrow and
-``datasets`` recognise the iteration). The video is stored in the row as mp4 bytes: a shard is one
+Layout: ``ROOT/DATASET/data/iteration=K/part-ROUNDID-NNNNN.parquet`` (Hive-style, so pyarrow and
+``datasets`` recognise the iteration) beside the dataset card ``ROOT/DATASET/README.md`` (see
+``mora.datasets.shards``). The video is stored in the row as mp4 bytes: a shard is one
 self-contained file that is written atomically, moved and copied as a unit, and read by
 ``datasets`` without path fix-ups; tiny candidates are a few KB and real ones a few MB, well within
 a Parquet row group. Round state (resume, pending reviews) lives under ``ROOT/_state``, never inside
-a dataset folder, so ``datasets.load_dataset("parquet", data_dir=ROOT/DATASET)`` reads only shards.
+a dataset folder.
 
 The iteration is the partition key only (``iteration=K`` in the path), not a column in the files:
 pandas and pyarrow add it from the path, and a column of the same name would clash with it there.
-``datasets`` does not read partition keys: load one iteration with
-``data_files="ROOT/DATASET/iteration=K/*.parquet"``; ``round_id`` names the iteration too.
+``datasets`` does not read partition keys: load one iteration by the card's config,
+``load_dataset("ROOT/DATASET", "iteration_K")``; ``round_id`` names the iteration too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
-"""Writing and reading the iteration shards."""
+"""Writing and reading the iteration shards.
+
+Layout: ``ROOT/DATASET/README.md`` (the dataset card) beside ``ROOT/DATASET/data/iteration=K/``
+(the shards). Parquet readers point at ``ROOT/DATASET/data``, which holds nothing but shards, so
+``pd.read_parquet`` and ``pyarrow.dataset`` never meet the card. Every path goes through
+``data_dir`` / ``iteration_dir``; roots written before the card (``ROOT/DATASET/iteration=K/``) are
+moved into ``data/`` by ``migrate_layout``, which every reader and writer calls first.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,20 +21,64 @@ import pyarrow.parquet as pq
 from mora.atomic import write_atomic
 from mora.datasets.schema import SCHEMA
 
+DATA = "data"
+
+
+def dataset_dir(root: Path, dataset: str) -> Path:
+    """The dataset's folder: its card and its ``data/`` folder."""
+    return Path(root) / dataset
+
+
+def data_dir(root: Path, dataset: str) -> Path:
+    """The folder Parquet readers open: shards only, partitioned by ``iteration=K``."""
+    return dataset_dir(root, dataset) / DATA
+
 
 def iteration_dir(root: Path, dataset: str, iteration: int) -> Path:
-    return Path(root) / dataset / f"iteration={iteration}"
+    return data_dir(root, dataset) / f"iteration={iteration}"
 
 
-def shard_files(root: Path, dataset: str, iteration: int) -> list[Path]:
-    return sorted(iteration_dir(root, dataset, iteration).glob("part-*.parquet"))
+def iteration_of(path: Path) -> int:
+    """The iteration of a shard file, from its ``iteration=K`` folder."""
+    return int(Path(path).parent.name.split("=", 1)[1])
+
+
+def migrate_layout(root: Path, dataset: str) -> list[Path]:
+    """Old roots (``DATASET/iteration=K/``) moved to ``DATASET/data/iteration=K/``, one rename per
+    iteration; an iteration present in both layouts has its old shards moved file by file. A migrated
+    root costs one directory listing."""
+    folder, moved = dataset_dir(root, dataset), []
+    for old in sorted(folder.glob("iteration=*")) if folder.is_dir() else []:
+        new = data_dir(root, dataset) / old.name
+        if not new.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old, new)
+        else:
+            for shard in old.glob("*.parquet"):
+                os.replace(shard, new / shard.name)
+            old.rmdir()
+        moved.append(new)
+    return moved
+
+
+def locate_shard(root: Path, dataset: str, recorded: str | Path) -> Path:
+    """A shard path recorded earlier (a review record), found where it lies now: under this root and
+    layout, by its iteration and file name, so migrated or moved roots keep their records valid."""
+    migrate_layout(root, dataset)
+    return iteration_dir(root, dataset, iteration_of(recorded)) / Path(recorded).name
+
+
+def shard_files(root: Path, dataset: str, iterations: list[int] | None = None) -> list[Path]:
+    """The dataset's shard files in iteration and name order (all iterations when ``iterations`` is None)."""
+    migrate_layout(root, dataset)
+    found = sorted((p for p in data_dir(root, dataset).glob("iteration=*/part-*.parquet")
+                    if p.parent.name.removeprefix("iteration=").isdigit()), key=lambda p: (iteration_of(p), p.name))
+    return [f for f in found if not iterations or iteration_of(f) in iterations]
 
 
 def shard_iterations(root: Path, dataset: str) -> list[int]:
     """Iterations that have shards on disk."""
-    found = {p.parent.name.removeprefix("iteration=") for p in iteration_dir(root, dataset, 0).parent.glob(
-        "iteration=*/part-*.parquet")}
-    return sorted(int(k) for k in found if k.isdigit())
+    return sorted({iteration_of(f) for f in shard_files(root, dataset)})
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
@@ -41,6 +93,7 @@ def to_table(rows: list[dict]) -> pa.Table:
 def write_shards(rows: list[dict], root: Path, dataset: str, iteration: int, round_id: str,
                  max_rows: int) -> list[Path]:
     """Deterministic part names per round: writing the same round again replaces, never duplicates."""
+    migrate_layout(root, dataset)
     out = iteration_dir(root, dataset, iteration)
     table = to_table(rows)
     paths = []
@@ -75,7 +128,8 @@ def rewrite_sets(path: Path, replace: dict[str, Callable[[list[dict]], list[dict
 
 
 def open_dataset(root: Path, dataset: str) -> ds.Dataset:
-    return ds.dataset(Path(root) / dataset, format="parquet", partitioning="hive")
+    migrate_layout(root, dataset)
+    return ds.dataset(data_dir(root, dataset), format="parquet", partitioning="hive")
 
 
 def read_rows(root: Path, dataset: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -87,7 +141,7 @@ def inspect(root: Path) -> pd.DataFrame:
     root = Path(root)
     frames = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        if not any(folder.glob("iteration=*/*.parquet")):
+        if not shard_files(root, folder.name):
             continue
         df = read_rows(root, folder.name, ["iteration", "set_id", "decision", "selected"])
         df.insert(0, "dataset", folder.name)

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from mora.review.pending import pending_counts
 from mora.review.server import ReviewServerError, connect
+from mora.tasks.dataset import publish_dataset
 from mora.tasks.review import collect_reviews as collect_task
 from mora.tasks.review import push_reviews, resume_waiting_loops
 
@@ -26,5 +27,6 @@ def collect_reviews(root: str = "mora-data", dataset: str = "tiny", url: str | N
     else:
         pushed = push_reviews(root_path, dataset, url)
         counts = collect_task(root_path, dataset, url) | {"pushed": pushed, "server": True}
+        publish_dataset(root_path, dataset)  # the dataset card and the iteration report
     waiting = sum(n for (name, _), n in pending_counts(root_path).items() if name == dataset)
     return counts | {"pending": waiting, "resumed": resume_waiting_loops(root_path, dataset)}

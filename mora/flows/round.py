@@ -10,6 +10,7 @@ from prefect.utilities.annotations import quote
 
 from mora.config import load_config
 from mora.round.state import WITHOUT_VIDEO, RoundState
+from mora.tasks.dataset import publish_dataset
 from mora.tasks.round import make_sets, report, send_to_review, write_prompts
 
 
@@ -31,4 +32,6 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
     rows = quote(state.load_rows(prompts, columns=WITHOUT_VIDEO))
     # the no-human-review ablation: disagreements stay undecided and are never trained on
     pending = send_to_review(config, rows, shards) if config.self_train.review != "off" else 0
-    return report(config, state, rows, shards, pending, time.perf_counter() - start)
+    summary = report(config, state, rows, shards, pending, time.perf_counter() - start)
+    publish_dataset(config.shards.root, config.shards.dataset)  # the dataset card and the iteration report
+    return summary

@@ -11,6 +11,7 @@ from mora.config import RoundConfig, load_config
 from mora.flows.round import dataset_round
 from mora.review.waits import end_wait, start_wait
 from mora.round.history import final_checkpoint, next_iteration
+from mora.tasks.dataset import publish_dataset
 from mora.tasks.evaluation import evaluate_checkpoint, evaluation_reports
 from mora.tasks.training import fine_tune, record_trends, review_status, wait_for_reviews
 from mora.training.trainer import checkpoint_root
@@ -70,6 +71,7 @@ def self_train(config_path: str = "configs/tiny.yaml", overrides: dict[str, str]
             wait_for_reviewers(cfg, review_url)
         trained = fine_tune(cfg)
         records, figure = record_trends(cfg, k, trained, records)
+        publish_dataset(cfg.shards.root, cfg.shards.dataset)  # card and report with the new checkpoint
         checkpoint = trained["checkpoint"] or checkpoint
         if cfg.self_train.evaluate:  # the paper's metrics per iteration (its Figures 3-4)
             evaluate_checkpoint(cfg, checkpoint, iteration=k, release_after=True)

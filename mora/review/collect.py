@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from mora.datasets.shards import rewrite_sets
+from mora.datasets.shards import locate_shard, rewrite_sets
 from mora.judges.verdict import ACCEPTED, DISCARDED
 from mora.review.labeling import CHOICE, RANKING, REASON, REJECT_ALL
 from mora.review.pending import close_record, records
@@ -124,7 +124,7 @@ def collect(conn: Connection, root: Path, dataset: str) -> CollectResult:
         for shard in record["shards"]:
             by_shard.setdefault(shard, {})[set_id] = partial(decided_rows, verdict=verdict, task_id=record["task_id"])
     for shard, replace in by_shard.items():
-        rewrite_sets(Path(shard), replace)
+        rewrite_sets(locate_shard(root, dataset, shard), replace)
     for set_id, (record, verdict) in decided.items():
         outcome = DISCARDED if verdict.choice == REJECT_ALL else ACCEPTED
         close_record(root, dataset, record | {"status": outcome, "choice": verdict.choice,

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mora.atomic import write_atomic
+from mora.datasets.shards import locate_shard
 from mora.review.clips import review_clip, review_plan
 from mora.review.instructions import project_instructions
 from mora.review.labeling import labeling_config, media_url, task_payload
@@ -105,14 +106,13 @@ def remove_unsafe_media(folder: Path) -> list[str]:
 
 
 def check_shards(root: Path, dataset: str, record: dict) -> list[Path]:
-    """The record's shards, each a regular file inside the dataset's folder, or the reason why not."""
-    inside, out = (Path(root) / dataset).resolve(), []
+    """The record's shards where they lie now (``locate_shard``: inside the dataset's folder by
+    construction), each a regular file, or the reason why not."""
+    out = []
     for shard in record["shards"]:
-        path = Path(shard)
+        path = locate_shard(root, dataset, shard)
         if path.is_symlink():
             raise ValueError(f"shard {shard} is a symbolic link")
-        if not path.resolve().is_relative_to(inside):
-            raise ValueError(f"shard {shard} lies outside the dataset folder {inside}")
         if not path.is_file():
             raise ValueError(f"shard {shard} is missing")
         out.append(path)

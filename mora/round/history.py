@@ -60,7 +60,7 @@ def earlier_prompts(root: Path, dataset: str, iteration: int) -> list[str]:
             prompts += [p["prompt"] for p in json.loads(planned.read_text())]
     for it in shard_iterations(root, dataset):
         if it < iteration:
-            for shard in shard_files(root, dataset, it):
+            for shard in shard_files(root, dataset, [it]):
                 prompts += pq.read_table(shard, columns=["prompt"]).column("prompt").to_pylist()
     return prompts
 

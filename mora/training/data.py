@@ -16,6 +16,8 @@ import pyarrow.dataset as ds
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from mora.datasets import shards
+from mora.datasets.shards import dataset_dir, iteration_of
 from mora.media import decode
 from mora.procedures.inputs import fit_frames
 
@@ -29,12 +31,10 @@ class ShardError(ValueError):
 
 
 def shard_files(root: Path, dataset: str, iterations: list[int] | None = None) -> list[Path]:
-    folder = Path(root) / dataset
+    folder = dataset_dir(root, dataset)
     if not folder.is_dir():
         raise ShardError(f"no dataset '{dataset}' under {root}; run a round first or pass the shard root")
-    found = sorted(folder.glob("iteration=*/part-*.parquet"))
-    if iterations:
-        found = [f for f in found if int(f.parent.name.split("=", 1)[1]) in iterations]
+    found = shards.shard_files(root, dataset, iterations)
     if not found:
         which = f" for iterations {iterations}" if iterations else ""
         raise ShardError(f"no shards in {folder}{which}; run a round for them first")
@@ -91,7 +91,7 @@ class ShardVideoDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         for path in self._mine():
-            iteration = int(path.parent.name.split("=", 1)[1])
+            iteration = iteration_of(path)
             scanner = ds.dataset(path, format="parquet").scanner(columns=COLUMNS, filter=self._filter(),
                                                                  batch_size=self.batch_rows)
             for batch in scanner.to_batches():

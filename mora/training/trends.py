@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from mora.atomic import write_atomic
-from mora.datasets.shards import iteration_dir
+from mora.datasets.shards import shard_files
 from mora.judges.verdict import ACCEPTED, DISCARDED, NEEDS_REVIEW
 
 PROXIES = ("motion", "flicker", "sharpness", "dark_fraction", "bright_fraction")
@@ -25,8 +25,7 @@ def _mean(values: list[float]) -> float | None:
 
 def data_metrics(root: Path, dataset: str, iteration: int) -> dict:
     """Judge agreement, review load, acceptance and quality proxies of one iteration's shards."""
-    folder = iteration_dir(Path(root), dataset, iteration)
-    files = sorted(folder.glob("*.parquet"))
+    files = shard_files(root, dataset, [iteration])
     if not files:
         return {"iteration": iteration, "sets": 0}
     rows = ds.dataset(files, format="parquet").to_table(columns=COLUMNS).to_pylist()
