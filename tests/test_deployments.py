@@ -16,12 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import EVERY_SET_REVIEWED, REPO, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-# the untaught random-weight judges follow positions, not content: they never agree, every set needs review
-REVIEWED = {"judges.0.model.id": ".mora/models/tiny/llava-onevision", "judges.1.model.id": ".mora/models/tiny/qwen2-vl"}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +119,7 @@ def test_self_train_suspends_for_reviewers_and_review_sync_resumes_it(deployed):
     project, dataset = deployed["project"], "loop"
     overrides = {"iteration": "next", "shards.dataset": dataset, "prompts.count": "4", "self_train.iterations": "1",
                  "self_train.review": "wait", "self_train.review_timeout_s": "25", "training.max_steps": "2",
-                 "training.checkpoint_every": "2"} | REVIEWED
+                 "training.checkpoint_every": "2"} | EVERY_SET_REVIEWED
     run_id = _run(deployed, "self-train/self-train", {"config_path": "configs/tiny.yaml", "overrides": overrides})
     suspended = _wait_for(deployed, run_id, {"PAUSED"})
     assert suspended["state"]["name"] == "Suspended"  # nothing holds a worker while people review
@@ -140,6 +138,6 @@ def test_self_train_suspends_for_reviewers_and_review_sync_resumes_it(deployed):
     sync = _run(deployed, "collect-reviews/review-sync", {"root": "mora-data", "dataset": dataset})
     _wait_for(deployed, sync, {"COMPLETED"})
     assert _logged(deployed, sync, f"resumed self-train run {run_id}")
-    _wait_for(deployed, run_id, {"COMPLETED"})
-    assert list((project / "mora-data" / "_checkpoints").glob(f"{dataset}/iteration=1/*/step-00002/lineage.json"))
+    _wait_for(deployed, run_id, {"COMPLETED"})  # resumed: the round is found complete, and fine-tuning ran
+    assert _logged(deployed, run_id, "review deadline passed; fine-tuning on what is decided")
     assert not (project / "mora-data" / "_state" / dataset / "reviews" / "waits" / "iteration=1.json").exists()

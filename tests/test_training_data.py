@@ -11,7 +11,7 @@ from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.media import decode
 from mora.training.data import ShardError, ShardVideoDataset, collate
-from tests.conftest import write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, write_tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def shards(tiny_models, tmp_path_factory):
     base = {"prompts.count": "3", "generation.num_frames": "9"}
     agree = {**base, "judges.1.model.id": str(tiny_models / "llava-onevision"), "judges.1.family": "llava-onevision"}
     dataset_round(str(config), agree)
-    dataset_round(str(config), {**base, "iteration": "2"})
+    dataset_round(str(config), {**base, "iteration": "2"} | EVERY_SET_REVIEWED)
     cfg = load_config(config, base)
     return cfg.shards.root, cfg.shards.dataset
 
