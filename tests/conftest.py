@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,35 @@ os.environ.pop("PREFECT_API_URL", None)
 
 REPO = Path(__file__).resolve().parents[1]
 BUILT = REPO / ".mora" / "models" / "tiny"
+
+
+@contextmanager
+def serving(command: list, port: int, log: Path, what: str) -> Iterator[str]:
+    """An OpenAI-compatible server started by ``command`` on 127.0.0.1:``port`` (offline), yielding its URL
+    once /health answers (90 s at most), stopped afterwards."""
+    import httpx
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(c) for c in command], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, log.read_text()[-2000:]
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"{what} did not start: " + log.read_text()[-2000:])
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def free_port() -> int:

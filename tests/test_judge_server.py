@@ -5,10 +5,7 @@ vLLM (the production server) has no CPU build; `transformers serve` speaks the s
 (log-probabilities, structured outputs) must fail at the start with one line naming the field.
 """
 
-import os
-import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -18,7 +15,7 @@ from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, Runtime
 from mora.datasets.shards import data_dir
 from mora.judges import load_judge
 from mora.judges.http import OpenAIJudge, ServerPool, label_scores, valid_rankings
-from tests.conftest import RANKING_ANSWER, free_port
+from tests.conftest import RANKING_ANSWER, free_port, serving
 from tests.test_judges import _candidates
 
 
@@ -27,26 +24,8 @@ def judge_server(taught_judges, tmp_path_factory):
     """A real OpenAI-compatible server on loopback serving the taught Qwen2-VL judge."""
     port, log = free_port(), tmp_path_factory.mktemp("server") / "serve.log"
     model = str(taught_judges["qwen2-vl"])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mora.judges.serve", model, "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, log.read_text()[-2000:]
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("judge server did not start: " + log.read_text()[-2000:])
-    yield {"base_url": f"{url}/v1", "model": model}
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving([sys.executable, "-m", "mora.judges.serve", model, "--port", port], port, log, "judge server") as url:
+        yield {"base_url": f"{url}/v1", "model": model}
 
 
 def _config(server, **kw) -> JudgeConfig:

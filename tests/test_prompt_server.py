@@ -4,20 +4,16 @@ GPT-4o's API or a vLLM-served Llama 3 speak the same protocol; here the tiny pro
 answer (mora.models.taught) so that what comes back over HTTP can be checked word for word.
 """
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mora.agents.prompt import PromptAgent, load_prompt_agent
 from mora.agents.prompt_server import ServedPromptAgent
 from mora.config import ConfigError, ModelRef, PromptConfig, RuntimeConfig, load_config
 from mora.round.steps import plan_prompts
-from tests.conftest import free_port, write_tiny_config
+from tests.conftest import free_port, serving, write_tiny_config
 
 ANSWER = "a lighthouse on a cliff at night, waves crashing below"
 pytestmark = pytest.mark.slow
@@ -34,26 +30,9 @@ def taught_prompt(tiny_models, tmp_path_factory) -> Path:
 def prompt_server(taught_prompt, tmp_path_factory):
     port, log = free_port(), tmp_path_factory.mktemp("prompt-server") / "serve.log"
     serve = Path(sys.executable).parent / "transformers"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(serve), "serve", str(taught_prompt), "--host", "127.0.0.1", "--port", str(port),
-                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, log.read_text()[-2000:]
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("prompt server did not start: " + log.read_text()[-2000:])
-    yield f"{url}/v1"
-    proc.terminate()
-    proc.wait(timeout=20)
+    command = [serve, "serve", taught_prompt, "--host", "127.0.0.1", "--port", port, "--device", "cpu"]
+    with serving(command, port, log, "prompt server") as url:
+        yield f"{url}/v1"
 
 
 def _config(model: Path, base_url: str, **server) -> PromptConfig:

@@ -16,30 +16,23 @@ from mora.review import server
 from mora.review.labeling import media_url
 from mora.review.pending import failed_dir, records, reviews_dir, update_record
 from mora.review.push import client_for, media_dir, push, remove_unsafe_media, write_media
-from tests.conftest import EVERY_SET_REVIEWED, free_port, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, start_label_studio, write_tiny_config
 from tests.test_cli import mora
-from tests.test_review import TEMPLATE
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def review(tmp_path_factory, tiny_models):
-    """Three sets awaiting review and a Label Studio for their shard root."""
-    if not (TEMPLATE / "credentials.json").exists():
-        cold = tmp_path_factory.mktemp("ls-cold") / "data"
-        server.up(cold, port=free_port())
-        server.down(cold)
-        shutil.copytree(server.server_dir(cold), TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
+    """Three sets awaiting review and a Label Studio for their shard root (its data folder copied: modes as
+    a copy leaves them, which the server tightens)."""
     config = write_tiny_config(tiny_models, tmp_path_factory.mktemp("safety"))
     overrides = {"prompts.count": "3", "generation.num_frames": "9", **EVERY_SET_REVIEWED}
     dataset_round(str(config), overrides)
     cfg = load_config(config, overrides)
     root = cfg.shards.root
-    shutil.copytree(TEMPLATE, server.server_dir(root))  # modes as a copy leaves them: the server tightens them
-    port = free_port()
-    conn = server.up(root, port=port)
-    yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": port}
+    conn = start_label_studio(root, tmp_path_factory)
+    yield {"root": root, "dataset": cfg.shards.dataset, "conn": conn, "port": int(conn.url.rsplit(":", 1)[1])}
     server.down(root)
 
 
