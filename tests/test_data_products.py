@@ -20,6 +20,7 @@ from mora.datasets.agreement import agreement_table, outcomes, wilson
 from mora.datasets.export import export_webdataset
 from mora.datasets.facts import dataset_facts
 from mora.datasets.pairs import set_pairs
+from mora.datasets.schema import SCHEMA_VERSION
 from mora.datasets.sets import CandidateSetRows
 from mora.datasets.shards import data_dir, dataset_dir
 from mora.flows.review import collect_reviews
@@ -100,7 +101,8 @@ def test_the_card_parses_and_load_dataset_loads_a_named_iteration(decided):
     by_people = rows[rows.decision_source == "human"].groupby("set_id").decision.first()
     assert by_people.to_dict() == {decided["chosen"]: "accepted", decided["rejected"]: "discarded"}
     assert "## Checkpoint lineage" in card.text and "base models" in card.text
-    assert "Schema (version 2)" in card.text and str(Path(rows.generator_models.iloc[0][0]["model_id"])) in card.text
+    assert f"Schema (version {SCHEMA_VERSION})" in card.text
+    assert str(Path(rows.generator_models.iloc[0][0]["model_id"])) in card.text
     assert "| llava-onevision | all | all | " in card.text  # judges checked against people
 
 

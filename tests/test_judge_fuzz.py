@@ -18,7 +18,7 @@ from mora.config import JudgeConfig, JudgeServer, ModelRef
 from mora.judges.asking import LABELS
 from mora.judges.base import CandidateSet
 from mora.judges.criteria import CRITERIA
-from mora.judges.http import OpenAIJudge
+from mora.judges.http import OpenAIJudge, ServerPool
 from mora.judges.parsing import Unparseable, parse_ranking
 from tests.answer_server import AnswerServer, chat_answer
 
@@ -120,7 +120,7 @@ def _judge(base_url: str, method: str) -> OpenAIJudge:
     cfg = JudgeConfig(name=f"fuzz-{method}", family="qwen2-vl", model=ModelRef(id="m"), backend="openai",
                       method=method, video_input="frames", frames_per_candidate=1, orders=1,
                       server=JudgeServer(base_url=base_url, retries=0, deadline_s=30, budget_s=60))
-    return OpenAIJudge(cfg, httpx.Client(base_url=base_url + "/", timeout=30))
+    return OpenAIJudge(cfg, ServerPool([httpx.Client(base_url=base_url + "/", timeout=30)], 1))
 
 
 def test_ten_thousand_answers_through_the_http_backend():

@@ -9,7 +9,7 @@ import pytest
 
 from mora.config import ConfigError, JudgeConfig, JudgeServer, ModelRef, RuntimeConfig
 from mora.judges import load_judge
-from mora.judges.http import OpenAIJudge
+from mora.judges.http import OpenAIJudge, ServerPool
 from tests.answer_server import AnswerServer, chat_answer
 from tests.conftest import RANKING_ANSWER
 from tests.test_judges import _candidates
@@ -19,7 +19,7 @@ def _judge(server: AnswerServer, orders=1, **server_kw) -> OpenAIJudge:
     cfg = JudgeConfig(name="slow", family="qwen2-vl", model=ModelRef(id="m"), backend="openai", method="free-text",
                       video_input="frames", frames_per_candidate=1, orders=orders,
                       server=JudgeServer(base_url=server.base_url, **server_kw))
-    return OpenAIJudge(cfg, httpx.Client(base_url=server.base_url + "/", timeout=cfg.server.timeout_s))
+    return OpenAIJudge(cfg, ServerPool([httpx.Client(base_url=server.base_url + "/", timeout=cfg.server.timeout_s)], 1))
 
 
 def _trickle(request: dict) -> tuple[int, bytes, float]:

@@ -50,9 +50,10 @@ def test_several_servers_answer_the_orders_of_a_set_together(judge_server):
     # two URLs of the one real server (127.0.0.1 and localhost): requests alternate, several in flight
     url = judge_server["base_url"]
     urls = [url, url.replace("127.0.0.1", "localhost")]
-    one = load_judge(_config(judge_server, method="free-text", orders=4), RuntimeConfig())
+    # five orders: a judge that answers by position would tie over four balanced ones and abstain
+    one = load_judge(_config(judge_server, method="free-text", orders=5), RuntimeConfig())
     cfg = JudgeConfig(name="pool", family="qwen2-vl", model=ModelRef(id=judge_server["model"]), backend="openai",
-                      method="free-text", orders=4, video_input="frames",
+                      method="free-text", orders=5, video_input="frames",
                       server=JudgeServer(base_url=urls, max_in_flight=4))
     many = load_judge(cfg, RuntimeConfig())
     a, b = one.rank(_candidates(), seed=0), many.rank(_candidates(), seed=0)

@@ -170,7 +170,7 @@ def test_the_paper_first_system_families_sdxl_instruct_pix2pix_svd(tiny_models, 
     assert type(svd.image_to_image.pipe).__name__ == "StableDiffusionInstructPix2PixPipeline"
     assert edited.record["first_frame_change"] > 1.0 and edited.frames.shape == (9, 64, 64, 3)
     with pytest.raises(ConfigError, match="procedures.digital_world: suffix .* StableVideoDiffusionPipeline"):
-        digital_world(svd, seed=1, prompt="a lighthouse")  # SVD reads no text: restyle is the way there
+        digital_world(svd, seed=1, prompt="a lighthouse", how="suffix")  # SVD reads no text: the preset restyles
 
 
 def test_interactive_stages_regenerate_adjust_and_stop_at_three_tries(tools, tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mora.config import load_config
+from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from tests.conftest import REPO, write_tiny_config
 
@@ -19,7 +20,7 @@ BURN = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end:
 
 
 def _videos(root) -> dict[tuple[str, int], bytes]:
-    df = pd.read_parquet(root / "tiny", columns=["set_id", "candidate_index", "video"])
+    df = pd.read_parquet(data_dir(root, "tiny"), columns=["set_id", "candidate_index", "video"])
     return {(r.set_id, r.candidate_index): r.video for r in df.itertuples()}
 
 

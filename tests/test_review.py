@@ -168,7 +168,7 @@ def test_majority_rule_with_several_annotators():
 
 def test_media_urls_cannot_leave_the_media_root(tmp_path):
     assert media_url(tmp_path / "a" / "b.mp4", tmp_path) == "/data/local-files/?d=a/b.mp4"
-    with pytest.raises(ValueError, match="outside the media root"):
+    with pytest.raises(ValueError, match="outside the media folder"):
         media_url(tmp_path / ".." / "etc" / "passwd", tmp_path)
 
 
@@ -294,7 +294,7 @@ def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review)
         browser.close()
     result = collect(conn, root, dataset)
     assert record["set_id"] in result.accepted
-    df = pd.read_parquet(Path(root) / dataset)
+    df = pd.read_parquet(data_dir(root, dataset))
     got = df[df.set_id == record["set_id"]].sort_values("candidate_index")
     assert got.selected.tolist() == [False, True, False, False] and got.decision_source.eq("human").all()
     decided = got.review.iloc[0]

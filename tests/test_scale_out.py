@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,6 +17,7 @@ import torch
 from ray.cluster_utils import Cluster
 
 from mora.config import load_config
+from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.round import driver, steps
 from mora.round.engines import LocalEngine
@@ -55,7 +55,8 @@ def _plan(config) -> list:
 
 
 def _shards(config) -> pd.DataFrame:
-    return pd.read_parquet(Path(config.shards.root) / config.shards.dataset).sort_values(["set_id", "candidate_index"])
+    df = pd.read_parquet(data_dir(config.shards.root, config.shards.dataset))
+    return df.sort_values(["set_id", "candidate_index"])
 
 
 def _verdicts(df: pd.DataFrame) -> list:
