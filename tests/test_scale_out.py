@@ -96,7 +96,9 @@ def test_a_killed_generator_loses_and_duplicates_no_set(cluster, tiny_config_fil
             ray.kill(engine.generators[0], no_restart=False)
 
     paths = driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine, on_set=kill_once)
-    assert killed and engine.given_again  # a set was in the dead worker's hands and was made again
+    # whether the dead worker held a set at that moment is timing (engine.given_again then names it);
+    # either way no set is lost and none is made twice
+    assert killed
     made = [m["set_id"] for m in state.made()]
     assert sorted(made) == [f"p{i:05d}" for i in range(5)]  # each set made once
     df = pd.read_parquet(paths[0])
