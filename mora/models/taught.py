@@ -56,19 +56,7 @@ def teach_answer(source: Path, family: str, answer: str, out: Path, steps: int =
     model = AutoModelForImageTextToText.from_pretrained(source)  # a private copy: the cached one stays untouched
     rng = np.random.default_rng(seed)
     batches = [_teaching_inputs(judge, answer, rng) for _ in range(12)]
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(steps):
-        inputs, labels = batches[step % len(batches)]
-        model(**inputs, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.safetensors", ".mora-tiny.json"))
-    model.eval().save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+    return _fit_and_save(model, batches, steps, source, out)
 
 
 def teach_prompt(source: Path, answer: str, out: Path, steps: int = 300, seed: int = 0) -> Path:
@@ -93,12 +81,18 @@ def teach_prompt(source: Path, answer: str, out: Path, steps: int = 300, seed: i
         ids = torch.tensor([prompt + tok.encode(answer + tok.eos_token, add_special_tokens=False)])
         labels = ids.clone()
         labels[:, :len(prompt)] = -100
-        batches.append((ids, labels))
+        batches.append(({"input_ids": ids}, labels))
+    return _fit_and_save(model, batches, steps, source, out)
+
+
+def _fit_and_save(model, batches: list[tuple[dict, torch.Tensor]], steps: int, source: Path, out: Path) -> Path:
+    """``steps`` Adam steps over ``batches`` in turn, then the model saved as a copy of ``source`` at ``out``
+    (written beside it and renamed, so a half-taught model never looks finished)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for step in range(steps):
-        ids, labels = batches[step % len(batches)]
-        model(input_ids=ids, labels=labels).loss.backward()
+        inputs, labels = batches[step % len(batches)]
+        model(**inputs, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     tmp = out.with_name(out.name + ".tmp")
