@@ -73,7 +73,7 @@ def main() -> None:
             seconds["sampled"].append(time.perf_counter() - start)
             target = torch.from_numpy(made[j]).permute(2, 0, 1)[None].float() / 127.5 - 1
             start = time.perf_counter()
-            _, estimate = stage(target, stage.encode([prompt]), modulation, generator, cfg.training.snr_gamma,
+            _, estimate = stage(target, stage.encode([prompt]), modulation, [generator], cfg.training.snr_gamma,
                                 [f"{i}/{j}"])
             estimate.mean().backward()
             seconds["estimate"].append(time.perf_counter() - start)

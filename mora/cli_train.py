@@ -35,21 +35,25 @@ def _errors() -> tuple[type[Exception], ...]:
     from mora.review.server import ReviewServerError
     from mora.training.checkpoint import CheckpointError
     from mora.training.data import ShardError
+    from mora.training.launch import LaunchError
 
-    return ConfigError, ModelLoadError, CheckpointError, ShardError, ReviewServerError
+    return ConfigError, ModelLoadError, CheckpointError, ShardError, ReviewServerError, LaunchError
 
 
 def train_cmd(config: Path = CONFIG, set_: list[str] = SET,
               iteration: int | None = typer.Option(None, help="the iteration whose shards to train on"),
-              root: Path | None = typer.Option(None, help="shard root (overrides shards.root)")) -> None:
+              root: Path | None = typer.Option(None, help="shard root (overrides shards.root)"),
+              processes: int | None = typer.Option(
+                  None, help="data-parallel processes through accelerate (training.processes)")) -> None:
     """Fine-tune the agents on one iteration's curated videos (continuing generation.checkpoint if set)."""
     from mora.config import command_overrides, load_config
-    from mora.training.trainer import SelfModulatedTrainer
+    from mora.training.launch import fine_tune
 
     try:
         overrides = command_overrides(set_, iteration, root)
+        if processes is not None:
+            overrides["training.processes"] = str(processes)
         cfg = load_config(config, overrides)
-        trainer = SelfModulatedTrainer(cfg)
         with Progress(TextColumn("[bold]fine-tuning"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console) as progress:
             bar = progress.add_task("steps", total=cfg.training.max_steps, loss="-")
@@ -57,7 +61,7 @@ def train_cmd(config: Path = CONFIG, set_: list[str] = SET,
             def on_step(record: dict, total: int) -> None:
                 progress.update(bar, completed=record["step"], loss=f"{record['loss']:.4f}")
 
-            result = trainer.train(on_step)
+            result = fine_tune(cfg, on_step=on_step)
     except _errors() as exc:
         _fail(str(exc))
     if result.skipped:

@@ -282,6 +282,17 @@ class TrainingConfig(_Strict):
     num_frames: int | None = Field(None, ge=2, description="frames per training clip; default generation.num_frames")
     seed: int = Field(0, ge=0)
     output: Path | None = Field(None, description="checkpoint root; default SHARDS_ROOT/_checkpoints/DATASET")
+    processes: int = Field(1, ge=1, le=1024, description="data-parallel processes started by accelerate launch "
+                                                          "(gloo on CPU, one GPU each on CUDA); batch_size is the "
+                                                          "global batch, shared among them")
+
+    @model_validator(mode="after")
+    def _a_share_for_every_process(self) -> TrainingConfig:
+        if self.batch_size < self.processes:
+            raise ValueError(f"training.batch_size ({self.batch_size}) is smaller than training.processes "
+                             f"({self.processes}): every process needs an example per step; set "
+                             f"training.batch_size={self.processes} or fewer processes")
+        return self
 
 
 class CaptionerRef(_Strict):

@@ -18,6 +18,7 @@ from mora.config import ConfigError, load_config
 from mora.flows.round import dataset_round
 from mora.training import checkpoint as ckpt
 from mora.training.chain import ROLES, snr_weights
+from mora.training.data import collate
 from mora.training.trainer import SelfModulatedTrainer
 from tests.conftest import write_tiny_config
 
@@ -61,6 +62,11 @@ def configured(config_file, agree, tmp_path, **fields):
 PER_AGENT = {"training.objective": "per-agent", "training.handoff": "estimate"}
 
 
+def seeded(n: int) -> list[torch.Generator]:
+    """One generator per example, as the trainer draws them."""
+    return [torch.Generator().manual_seed(i) for i in range(n)]
+
+
 def uint8(images) -> np.ndarray:
     return np.stack([np.asarray(i) for i in images]).astype(int)
 
@@ -78,8 +84,8 @@ def test_loss_falls_over_steps_on_a_fixed_batch(shards, config_file, agree, tmp_
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.learning_rate": 1e-3,
                                                                                "training.ema_decay": "null"}))
     trainer.setup()
-    batch = next(trainer._batches(skip=0))
-    losses = [trainer.step(iter([batch]), step=0)["loss"] for _ in range(8)]  # same batch, same noise
+    chunk = next(trainer._batches(skip=0))
+    losses = [trainer.step(iter([chunk]), step=0)["loss"] for _ in range(8)]  # same batch, same noise
     assert losses[-1] < losses[0]
     assert sum(b < a for a, b in zip(losses, losses[1:], strict=False)) >= 6
 
@@ -88,12 +94,12 @@ def test_per_agent_the_video_loss_reaches_the_text_to_image_agent_through_its_es
                                                                                         tmp_path):
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PER_AGENT))
     chain = trainer.setup()
-    batch = next(trainer._batches(skip=0))
-    generator, keys = torch.Generator().manual_seed(0), batch["set_id"]
+    batch = collate(next(trainer._batches(skip=0)))
+    generators, keys = seeded(len(batch["prompt"])), batch["set_id"]
     _, handed_on = chain.t2i(batch["frames"][:, 0], chain.t2i.encode(batch["prompt"]),
-                             trainer.modulation("text_to_image"), generator, 5.0, keys)
+                             trainer.modulation("text_to_image"), generators, 5.0, keys)
     i2v_loss = chain.i2v(batch["frames"], handed_on, chain.i2v.encode(batch["prompt"]),
-                         trainer.modulation("image_to_video"), 8.0, generator, 5.0, keys)
+                         trainer.modulation("image_to_video"), 8.0, generators, 5.0, keys)
     i2v_loss.mean().backward()  # the image-to-video loss alone
     t2i_grads = [p.grad for p in trainer.pipes["text_to_image"].transformer.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in t2i_grads)
@@ -254,8 +260,9 @@ def test_the_paper_objective_is_one_loss_on_the_final_output_reaching_every_agen
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))  # the defaults
     chain = trainer.setup()
     assert (chain.objective, chain.handoff) == ("paper", "sampled")
-    batch = next(trainer._batches(skip=0))
-    out = chain(batch, torch.Generator().manual_seed(0))
+    chunk = next(trainer._batches(skip=0))
+    batch = collate(chunk)
+    out = chain(batch, seeded(len(chunk)))
     assert out.agent_losses == {} and chain.shares() == {}
     # the one loss is the final output's: the clip made from the frame the text-to-image agent hands on
     mods = {role: trainer.modulation(role) for role in ROLES}
@@ -264,18 +271,18 @@ def test_the_paper_objective_is_one_loss_on_the_final_output_reaching_every_agen
                               g.image_guidance, 1)
     keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
     final = chain.i2v(batch["frames"], handed, chain.i2v.encode(batch["prompt"]), mods["image_to_video"], 8.0,
-                      torch.Generator().manual_seed(0), 5.0, keys, final=True).mean()
-    assert torch.allclose(out.loss, final)
+                      seeded(len(chunk)), 5.0, keys, final=True).mean()
+    assert torch.allclose(out.losses.mean(), final)
     own = chain.i2v(batch["frames"], handed, chain.i2v.encode(batch["prompt"]), mods["image_to_video"], 8.0,
-                    torch.Generator().manual_seed(0), 5.0, keys).mean()
-    assert not torch.allclose(out.loss, own)  # the handed-on frame (frame 0 of the output) is in the loss
-    out.loss.backward()
+                    seeded(len(chunk)), 5.0, keys).mean()
+    assert not torch.allclose(out.losses.mean(), own)  # the handed-on frame (frame 0 of the output) is in the loss
+    out.losses.mean().backward()
     for role in ROLES:
         grads = [p.grad for p in trainer.pipes[role].transformer.parameters() if p.requires_grad]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), role
         assert mods[role].embedding.grad.abs().sum() > 0, role
     trainer.optimizer.zero_grad(set_to_none=True)
-    record = trainer.step(iter([batch]), step=0)
+    record = trainer.step(iter([chunk]), step=0)
     for role in ROLES:  # the factor is the embedding's L2 norm, not normalised
         norm = float(mods[role].embedding.detach().norm())
         assert record["factors"][role] == pytest.approx(norm) and float(mods[role].factor().detach()) == norm
@@ -287,7 +294,7 @@ def test_the_sampled_hand_off_is_the_frame_the_agent_makes_at_generation(shards,
     """The train/generate gap of the hand-off, in 8-bit levels: printed, and bounded for the sampled one."""
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))
     chain = trainer.setup()
-    batch = next(trainer._batches(skip=0))
+    batch = collate(next(trainer._batches(skip=0)))
     g, modulation = trainer.gen, trainer.modulation("text_to_image")
     agent = TextToImageAgent(trainer.pipes["text_to_image"], g.text_to_image, modulation)
     made = np.stack([uint8(agent.first_frame(p, [s], 64, 64, g.image_steps, g.image_guidance))[0]
@@ -299,7 +306,7 @@ def test_the_sampled_hand_off_is_the_frame_the_agent_makes_at_generation(shards,
     sampled = chain.t2i.sample(batch["prompt"], batch["seed"], modulation, 64, 64, g.image_steps, g.image_guidance, 1)
     keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
     _, estimate = chain.t2i(batch["frames"][:, 0], chain.t2i.encode(batch["prompt"]), modulation,
-                            torch.Generator().manual_seed(0), 5.0, keys)
+                            seeded(len(keys)), 5.0, keys)
     gap_sampled = float(np.abs(levels(sampled) - made).mean())
     gap_estimate = float(np.abs(levels(estimate) - made).mean())
     print(f"hand-off train/generate gap (mean |diff|, 0-255): sampled {gap_sampled:.3f}, estimate {gap_estimate:.3f}")
@@ -328,3 +335,52 @@ def test_long_videos_use_the_checkpoint_on_every_segment_and_in_the_connect_agen
     g = tuned.gen
     args = (context, "snow", 1, 9, 64, 64, g.video_steps, g.video_guidance, g.fps)
     assert not np.array_equal(tuned.connect.continue_clip(*args), base.connect.continue_clip(*args))
+
+
+def test_two_processes_through_accelerate_train_what_one_process_trains(shards, config_file, agree, tmp_path):
+    """Data-parallel fine-tuning: ``mora train --processes 2`` (accelerate launch, gloo on CPU) against one process.
+
+    Batches of 2, 1, 2, 1 (3 selected videos): in the batches of one, the second process has nothing to do.
+    """
+    import subprocess
+    import sys
+
+    from mora.training.launch import fine_tune
+
+    fields = {"training.max_steps": 4, "training.checkpoint_every": 2, "training.batch_size": 2,
+              "training.learning_rate": 1e-3, "runtime.threads": 1}
+    one_cfg = configured(config_file, agree, tmp_path / "one", **fields)
+    seen = []
+    one = fine_tune(one_cfg, on_step=lambda record, total: seen.append(record["step"]))
+    assert seen == [1, 2, 3, 4]
+    sets = [f"--set={k}={v}" for k, v in (agree | {k: str(v) for k, v in fields.items()}).items()]
+    run = subprocess.run([sys.executable, "-m", "mora.cli", "train", "--config", str(config_file), *sets,
+                          f"--set=training.output={tmp_path / 'two' / 'ckpt'}", "--processes", "2"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    two = Path(run.stdout.split("checkpoint: ")[1].split()[0])
+    assert two.name == "step-00004" and two.parent.name == one.checkpoint.parent.name  # the same run, 1 or 2
+    lineages = {n: ckpt.read_lineage(p) for n, p in (("one", one.checkpoint), ("two", two))}
+    assert (lineages["one"]["processes"], lineages["two"]["processes"]) == (1, 2)
+    for a, b in zip(lineages["one"]["steps"], lineages["two"]["steps"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and a["loss"] > 0
+    states = [torch.load(p / ckpt.STATE, weights_only=True)["params"] for p in (one.checkpoint, two)]
+    initial = lineages["one"]["initial_hashes"]
+    assert lineages["two"]["hashes"] != initial  # it trained
+    # Adam moves a weight by up to lr (1e-3) a step. A batch of 2 and two batches of 1 differ by ~2e-5 in
+    # the loss (the kernels' order of additions), which Adam can enlarge where gradients nearly cancel:
+    # 6e-5 measured after 4 steps, against 4e-3 of movement; noise drawn per process would differ by far more.
+    worst = max(float((a - b).abs().max()) for a, b in zip(*states, strict=True))
+    print(f"largest weight difference, 1 vs 2 processes after 4 steps: {worst:.2e}")
+    assert worst < 0.05 * 1e-3 * 4
+    # the two-process checkpoint loads into the agents and they make what the one-process checkpoint makes
+    g, rt = one_cfg.generation, one_cfg.runtime
+    frames = [uint8(TextToImageAgent.from_pretrained(g.text_to_image, rt, str(p)).first_frame(
+        "a fox in snow", [1], 64, 64, 4, 5.0)) for p in (one.checkpoint, two)]
+    assert np.abs(frames[0] - frames[1]).max() <= 1
+    assert not list((tmp_path / "two" / "ckpt").glob(".launch-*"))  # the job folder is gone after success
+
+
+def test_more_processes_than_examples_per_batch_fail_in_one_line(config_file, agree, tmp_path):
+    with pytest.raises(ConfigError, match=r"training.batch_size \(2\) is smaller than training.processes \(3\)"):
+        configured(config_file, agree, tmp_path, **{"training.batch_size": 2, "training.processes": 3})

@@ -20,7 +20,7 @@ from mora.review.waiting import wait_until_decided
 from mora.training import trends
 from mora.training.chain import ROLES
 from mora.training.checkpoint import read_lineage
-from mora.training.trainer import SelfModulatedTrainer
+from mora.training.launch import fine_tune as train_agents
 
 
 @task(name="wait-for-reviews", cache_policy=NO_CACHE)
@@ -54,7 +54,8 @@ def fine_tune(config: RoundConfig) -> dict:
     """Self-modulated fine-tuning on the iteration's shards; the round's models are released first."""
     log = get_run_logger()
     release(GENERATION_KINDS)
-    trainer = SelfModulatedTrainer(config, review=config.self_train.review != "off")
+    if config.training.processes > 1:
+        log.info("fine-tuning on %d processes through accelerate", config.training.processes)
 
     def on_step(record: dict, total: int) -> None:
         factors = ", ".join(f"{role} {f:.5f}" for role, f in record["factors"].items())
@@ -62,10 +63,7 @@ def fine_tune(config: RoundConfig) -> dict:
         log.info("step %d/%d: %s loss %.4f%s %s%.2fs", record["step"], total, record["objective"], record["loss"],
                  f" ({parts})" if parts else "", f"factors {factors}; " if factors else "", record["seconds"])
 
-    try:
-        result = trainer.train(on_step)
-    finally:
-        trainer.close()
+    result = train_agents(config, review=config.self_train.review != "off", on_step=on_step)
     if result.skipped:
         log.warning("%s", result.skipped)
     else:

@@ -41,16 +41,18 @@ def snr_weights(sigmas: torch.Tensor, gamma: float | None) -> torch.Tensor:
     return torch.minimum((1 - sigmas) ** 2, gamma * sigmas**2)
 
 
-def sample_sigmas(batch: int, shift: float, generator: torch.Generator, device) -> torch.Tensor:
+def sample_sigmas(shift: float, generators: list[torch.Generator], device) -> torch.Tensor:
     """Logit-normal noise levels (SD3's training density), shifted as the agent's scheduler shifts them."""
-    u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0,
-                                              generator=generator)
+    u = torch.cat([compute_density_for_timestep_sampling("logit_normal", 1, logit_mean=0.0, logit_std=1.0,
+                                                         generator=g) for g in generators])
     sigmas = shift * u / (1 + (shift - 1) * u)
     return sigmas.clamp(1e-3, 1.0).to(device)
 
 
-def _noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like.device, like.dtype)
+def _noise(like: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Each example's noise from its own generator: the same draws however a batch is split across processes."""
+    noise = torch.stack([torch.randn(like.shape[1:], generator=g, dtype=torch.float32) for g in generators])
+    return noise.to(like.device, like.dtype)
 
 
 def _per_example(err: torch.Tensor) -> torch.Tensor:
@@ -147,15 +149,16 @@ class TextToImageStage:
         levels = levels + (levels.round() - levels).detach()  # the 8-bit image the next agent is given
         return levels / 127.5 - 1
 
-    def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None, generator: torch.Generator,
-                 gamma: float | None, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None,
+                 generators: list[torch.Generator], gamma: float | None, keys: list[str]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example loss ``[B]`` and the estimated first frame ``[B, 3, H, W]`` in [-1, 1]."""
         vae, cfg = self.vae, self.vae.config
         mean, std = self.latents(keys, first)
-        z = (mean + std * _noise(mean, generator) - cfg.shift_factor) * cfg.scaling_factor
-        sigmas = sample_sigmas(z.shape[0], self.pipe.scheduler.config.get("shift", 1.0), generator, z.device)
+        z = (mean + std * _noise(mean, generators) - cfg.shift_factor) * cfg.scaling_factor
+        sigmas = sample_sigmas(self.pipe.scheduler.config.get("shift", 1.0), generators, z.device)
         s = sigmas.view(-1, 1, 1, 1).to(z.dtype)
-        noise = _noise(z, generator)
+        noise = _noise(z, generators)
         noisy = (1 - s) * z + s * noise
         embeds = text["prompt_embeds"]
         embeds = modulation.append(embeds) if modulation is not None else embeds
@@ -180,7 +183,7 @@ class ImageToVideoStage:
         return self.pipe._normalize_latents(latents, self.vae.latents_mean, self.vae.latents_std, scaling)
 
     def __call__(self, video: torch.Tensor, first: torch.Tensor, text: dict, modulation: Modulation | None,
-                 fps: float, generator: torch.Generator, gamma: float | None, keys: list[str],
+                 fps: float, generators: list[torch.Generator], gamma: float | None, keys: list[str],
                  final: bool = False) -> torch.Tensor:
         """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame.
 
@@ -189,13 +192,13 @@ class ImageToVideoStage:
         """
         pipe, vae = self.pipe, self.vae
         mean, std = self.latents(keys, video)
-        z = self._normalize(mean + std * _noise(mean, generator), vae.config.scaling_factor)
+        z = self._normalize(mean + std * _noise(mean, generators), vae.config.scaling_factor)
         # as the pipeline conditions: the image's latent mean, normalised without the scaling factor
         cond = self._normalize(vae.encode(first.unsqueeze(2).to(vae.dtype)).latent_dist.mean, 1.0)
         batch, _, frames, height, width = z.shape
-        sigmas = sample_sigmas(batch, pipe.scheduler.config.get("shift", 1.0), generator, z.device)
+        sigmas = sample_sigmas(pipe.scheduler.config.get("shift", 1.0), generators, z.device)
         s = sigmas.view(-1, 1, 1, 1, 1).to(z.dtype)
-        noise = _noise(z, generator)
+        noise = _noise(z, generators)
         noisy = torch.cat([cond.to(z.dtype), ((1 - s) * z + s * noise)[:, :, 1:]], dim=2)
         mask = z.new_zeros(batch, 1, frames, height, width)
         mask[:, :, 0] = 1.0
@@ -222,8 +225,10 @@ class ImageToVideoStage:
 
 @dataclass
 class ChainLoss:
-    loss: torch.Tensor  # what is backpropagated
-    agent_losses: dict[str, float]  # per-agent: each agent's own loss; paper: none (one loss)
+    """Per example, so that processes holding parts of one batch add up to the whole batch's mean."""
+
+    losses: torch.Tensor  # [B], what is backpropagated
+    agent_losses: dict[str, torch.Tensor]  # [B] each, detached; per-agent: each agent's own loss; paper: none
 
 
 @dataclass(frozen=True)
@@ -262,13 +267,13 @@ class SelfModulatedChain(nn.Module):
         mean = sum(factors.values()) / len(factors)
         return {role: f / mean for role, f in factors.items()}
 
-    def hand_off(self, batch: dict, frames: torch.Tensor, generator: torch.Generator, keys: list[str],
+    def hand_off(self, batch: dict, frames: torch.Tensor, generators: list[torch.Generator], keys: list[str],
                  mods: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(text-to-image loss or None, the frame handed to image-to-video)``."""
         own = None
         if self.objective == "per-agent" or self.handoff == "estimate":
             own, estimate = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
-                                     generator, self.snr_gamma, keys)
+                                     generators, self.snr_gamma, keys)
             if self.handoff == "estimate":
                 return own, estimate
         s = self.sampling
@@ -276,18 +281,19 @@ class SelfModulatedChain(nn.Module):
                                  frames.shape[-2], frames.shape[-1], s.steps, s.guidance, s.grad_steps)
         return own, handed
 
-    def forward(self, batch: dict, generator: torch.Generator) -> ChainLoss:
+    def forward(self, batch: dict, generators: list[torch.Generator]) -> ChainLoss:
+        """``generators``: one per example of ``batch``, in its order."""
         mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
         keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
-        t2i_loss, handed_on = self.hand_off(batch, frames, generator, keys, mods)
+        t2i_loss, handed_on = self.hand_off(batch, frames, generators, keys, mods)
         final = self.objective == "paper"
         i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
-                            float(batch["fps"][0]), generator, self.snr_gamma, keys, final=final)
+                            float(batch["fps"][0]), generators, self.snr_gamma, keys, final=final)
         if final:
-            return ChainLoss(loss=i2v_loss.mean(), agent_losses={})
+            return ChainLoss(losses=i2v_loss, agent_losses={})
         shares = self.shares()
-        losses = {"text_to_image": t2i_loss.mean(), "image_to_video": i2v_loss.mean()}
+        losses = {"text_to_image": t2i_loss, "image_to_video": i2v_loss}
         total = sum(shares[role].to(device) * losses[role] for role in ROLES)
-        return ChainLoss(loss=total, agent_losses={r: float(v.detach()) for r, v in losses.items()})
+        return ChainLoss(losses=total, agent_losses={r: v.detach() for r, v in losses.items()})

@@ -89,14 +89,19 @@ class ShardVideoDataset(IterableDataset):
                 "decision_source": row["decision_source"],
                 "iteration": iteration}
 
-    def __iter__(self) -> Iterator[dict]:
+    def rows(self) -> Iterator[tuple[dict, int]]:
+        """``(row, iteration)`` per chosen candidate, video undecoded (a process decodes only its share)."""
         for path in self._mine():
             iteration = iteration_of(path)
             scanner = ds.dataset(path, format="parquet").scanner(columns=COLUMNS, filter=self._filter(),
                                                                  batch_size=self.batch_rows)
             for batch in scanner.to_batches():
                 for row in batch.to_pylist():
-                    yield self.example(row, iteration)
+                    yield row, iteration
+
+    def __iter__(self) -> Iterator[dict]:
+        for row, iteration in self.rows():
+            yield self.example(row, iteration)
 
 
 def collate(examples: list[dict]) -> dict:

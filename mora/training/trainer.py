@@ -28,6 +28,7 @@ from mora.seeds import derive_seed
 from mora.training import checkpoint as ckpt
 from mora.training.chain import ROLES, Sampling, SelfModulatedChain
 from mora.training.data import ShardVideoDataset, collate
+from mora.training.parallel import Ranks, sum_gradients
 
 StepCallback = Callable[[dict, int], None]
 CACHE_BYTES = 1 << 30  # an iteration's decoded clips up to this size stay in memory between epochs
@@ -84,7 +85,8 @@ def _file_digest(path: Path) -> str:
 class SelfModulatedTrainer:
     """Fine-tunes the agents of ``config`` on iteration ``config.iteration``'s shards."""
 
-    def __init__(self, config: RoundConfig, review: bool = True):
+    def __init__(self, config: RoundConfig, review: bool = True, ranks: Ranks | None = None):
+        """``ranks``: this process's share of each batch when fine-tuning runs on several processes."""
         check_trainable(config)
         self.config, self.training, self.gen = config, config.training, config.generation
         self.parent = self.gen.checkpoint
@@ -98,7 +100,8 @@ class SelfModulatedTrainer:
                                       self.training.choose, self.gen.height, self.gen.width, self.num_frames,
                                       sources=None if review else ("judges",))
         self.dtype = precision(config)
-        self.device = torch.device(config.runtime.device)
+        self.ranks = ranks or Ranks()
+        self.device = self.ranks.device or torch.device(config.runtime.device)
         self.chain: SelfModulatedChain | None = None
 
     def _check_parent(self) -> None:
@@ -123,7 +126,8 @@ class SelfModulatedTrainer:
     @cached_property
     def run_id(self) -> str:
         """Same config, shards and parent: the same run (resumed, or returned when finished)."""
-        what = {"training": self.training.model_dump(mode="json", exclude={"output"}),
+        # not the process count: 1 or N processes train the same run (and resume each other's)
+        what = {"training": self.training.model_dump(mode="json", exclude={"output", "processes"}),
                 "shards": self.shard_digests, "review": self.data.sources,
                 "parent": self.parent_lineage["checkpoint_id"] if self.parent_lineage else None,
                 "base": {role: getattr(self.gen, role).model_dump() for role in ROLES},
@@ -262,7 +266,11 @@ class SelfModulatedTrainer:
             (tmp / ckpt.LINEAGE).write_text(json.dumps(self.lineage(step, final, steps, hashes),
                                                        indent=2, default=str))
 
-        return ckpt.write_checkpoint(self.run_dir() / f"step-{step:05d}", write)
+        path = self.run_dir() / f"step-{step:05d}"
+        if self.ranks.main:  # every process holds the same weights; one writes them
+            ckpt.write_checkpoint(path, write)
+        self.ranks.wait()
+        return path
 
     def lineage(self, step: int, final: bool, steps: list[dict], hashes: dict) -> dict:
         parent = self.parent_lineage
@@ -278,6 +286,7 @@ class SelfModulatedTrainer:
             "examples": self.examples, "choose": self.training.choose, "review": self.data.sources is None,
             "training": self.training.model_dump(mode="json"), "config": self.config.model_dump(mode="json"),
             "precision": str(self.dtype or torch.float32).removeprefix("torch."), "device": str(self.device),
+            "processes": self.ranks.world,
             "initial_hashes": self.initial_hashes, "hashes": hashes, "steps": steps,
             "created_at": datetime.now(UTC).isoformat(),
         }
@@ -288,48 +297,64 @@ class SelfModulatedTrainer:
         """Examples per epoch, counted once from the shards (no video decoded)."""
         return self.data.count()
 
-    def _epochs(self) -> Iterator[list[dict]]:
-        """The examples of one epoch after another; decoded once when they fit in ``CACHE_BYTES``."""
-        size = self.examples * self.num_frames * 3 * self.gen.height * self.gen.width * 4
+    def _epochs(self) -> Iterator[list[dict | None]]:
+        """The examples of one epoch after another, in shard order. Only this process's share is decoded
+        (None stands for another process's example); kept decoded when the share fits in ``CACHE_BYTES``."""
+        size = self.examples * self.num_frames * 3 * self.gen.height * self.gen.width * 4 // self.ranks.world
+        batch = self.training.batch_size
+
+        def epoch() -> Iterator[dict | None]:
+            for i, (row, iteration) in enumerate(self.data.rows()):
+                yield self.data.example(row, iteration) if self.ranks.owns(i % batch) else None
+
         if size <= CACHE_BYTES:
-            decoded = list(self.data)
+            decoded = list(epoch())
             while True:
                 yield decoded
         while True:
-            yield iter(self.data)
+            yield epoch()
 
-    def _batches(self, skip: int) -> Iterator[dict]:
-        """Batches in shard order, epoch after epoch (the last batch of an epoch may be short)."""
+    def _batches(self, skip: int) -> Iterator[list[dict | None]]:
+        """Global batches in shard order, epoch after epoch (the last batch of an epoch may be short)."""
         seen, size = 0, self.training.batch_size
         for epoch in self._epochs():
-            chunk: list[dict] = []
+            chunk: list[dict | None] = []
             for example in epoch:
                 chunk.append(example)
                 if len(chunk) == size:
                     seen += 1
                     if seen > skip:
-                        yield collate(chunk)
+                        yield chunk
                     chunk = []
             if chunk:
                 seen += 1
                 if seen > skip:
-                    yield collate(chunk)
+                    yield chunk
 
-    def step(self, batches: Iterator[dict], step: int) -> dict:
-        """One optimizer step over ``gradient_accumulation`` batches."""
+    def step(self, batches: Iterator[list[dict | None]], step: int) -> dict:
+        """One optimizer step over ``gradient_accumulation`` global batches, this process's share of each."""
         t, start = self.training, time.perf_counter()
         self.chain.train()
         accum = t.gradient_accumulation
-        totals: dict = {"loss": 0.0}
+        totals = torch.zeros(1 + len(ROLES), dtype=torch.float64, device=self.device)  # loss, then per agent
         for micro in range(accum):
-            batch = next(batches)
-            generator = torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step, micro))
+            chunk = next(batches)
+            mine = [(position, example) for position, example in enumerate(chunk) if example is not None]
+            if not mine:  # a short last batch with fewer examples than processes
+                continue
+            # an example's draws depend on its place in the global batch, not on which process has it
+            generators = [torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step, micro,
+                                                                    position)) for position, _ in mine]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype is not None):
-                out = self.chain(batch, generator)
-            (out.loss / accum).backward()
-            totals["loss"] += float(out.loss.detach()) / accum
-            for role, value in out.agent_losses.items():  # per-agent: each agent's own loss
-                totals[role] = totals.get(role, 0.0) + value / accum
+                out = self.chain(collate([example for _, example in mine]), generators)
+            scale = len(chunk) * accum  # each example weighs 1 / (global batch x accumulation), as in one process
+            (out.losses.sum() / scale).backward()
+            totals[0] += out.losses.detach().double().sum() / scale
+            for i, role in enumerate(ROLES, start=1):
+                if role in out.agent_losses:  # per-agent: each agent's own loss
+                    totals[i] += out.agent_losses[role].double().sum() / scale
+        sum_gradients(self.params, self.ranks)
+        totals = self.ranks.sum(totals).tolist()
         if t.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
         self.optimizer.step()
@@ -337,7 +362,8 @@ class SelfModulatedTrainer:
         if self.ema is not None:
             self.ema.step(self.params)
         factors = {r: float(f.detach()) for r, f in self.chain.factors().items()}
-        return {"step": step + 1, **totals, "objective": t.objective, "factors": factors,
+        agents = {role: totals[i] for i, role in enumerate(ROLES, start=1) if t.objective == "per-agent"}
+        return {"step": step + 1, "loss": totals[0], **agents, "objective": t.objective, "factors": factors,
                 "shares": {r: float(v.detach()) for r, v in self.chain.shares().items()},
                 "seconds": time.perf_counter() - start}
 
