@@ -2,7 +2,9 @@
 
 Both variants run in one process after the models are loaded (the worker's steady state) and call
 the same pipelines for the same prompts and seeds; the bare script calls the plain step functions
-in a loop and writes the same shards. Prefect's temporary API server starts once per process and is
+in a loop and writes the same products: shards, review records, contact sheets, dataset card and
+report (the round gained the last three after this benchmark was first written; a bare script that
+skipped them would count their cost as the flow's). Prefect's temporary API server starts once per process and is
 reported on its own line (a deployment's worker talks to a long-running server instead).
 Last line: ``ratio=X.XX`` (round / bare, medians). Target: <= 1.10.
 """
@@ -27,7 +29,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def bare_round(config) -> None:
+    from mora.datasets.contact_sheet import write_contact_sheets
     from mora.datasets.shards import write_shards
+    from mora.reports.publish import publish
     from mora.review.pending import record_pending
     from mora.round import steps
 
@@ -39,6 +43,9 @@ def bare_round(config) -> None:
     s = config.shards
     paths = write_shards(rows, s.root, s.dataset, config.iteration, config.round_id, s.max_rows_per_shard)
     record_pending(s.root, s.dataset, config.iteration, rows, paths)
+    write_contact_sheets(rows, Path(s.root) / "_reports" / s.dataset / f"iteration={config.iteration}",
+                         config.round_id)
+    publish(Path(s.root), s.dataset)
 
 
 def main() -> None:

@@ -61,6 +61,27 @@ def decode(data: bytes) -> tuple[np.ndarray, float]:
     return np.stack(frames), fps
 
 
+def decode_frames(data: bytes, count: int, size: int | None = None) -> list[Image.Image]:
+    """``count`` frames spread evenly over a clip (as ``pick_frames``), ``size``×``size`` when given: only
+    those frames are converted and scaled (by FFmpeg), which a sheet of many full-size clips needs."""
+    if not data:
+        raise VideoError("video is empty (0 bytes)")
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            total = stream.frames
+            if not total:  # the container does not say: decode them all
+                return [im.resize((size, size)) if size else im for im in pick_frames(decode(data)[0], count)]
+            wanted = set(np.linspace(0, total - 1, num=min(count, total)).round().astype(int).tolist())
+            picked = [(f.reformat(width=size, height=size) if size else f).to_image()
+                      for i, f in enumerate(container.decode(stream)) if i in wanted]
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise VideoError(f"video cannot be decoded ({exc.__class__.__name__})") from None
+    if not picked:
+        raise VideoError("video has no frames")
+    return picked
+
+
 def pick_frames(frames: np.ndarray, count: int) -> list[Image.Image]:
     """``count`` frames spread evenly over a clip, first and last included."""
     idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)

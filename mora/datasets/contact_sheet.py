@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from mora.atomic import write_atomic
-from mora.media import decode, pick_frames
+from mora.media import decode_frames
 
 THUMB = 96
 FRAMES = 3
@@ -62,8 +62,8 @@ def contact_sheet_page(sets: list[list[dict]], page: int, pages: int,
             x0 = TEXT_W + c * (cell_w + PAD)
             kind = "selected" if row["selected"] else "gated" if row["gate_failures"] else "plain"
             draw.rectangle([x0, y0, x0 + cell_w - 1, y0 + THUMB + 2 * PAD - 1], outline=COLOURS[kind], width=PAD - 2)
-            for f, frame in enumerate(pick_frames(decode(video(row))[0], FRAMES)):
-                sheet.paste(frame.resize((THUMB, THUMB)), (x0 + PAD + f * THUMB, y0 + PAD))
+            for f, frame in enumerate(decode_frames(video(row), FRAMES, THUMB)):
+                sheet.paste(frame, (x0 + PAD + f * THUMB, y0 + PAD))
             note = f"#{row['candidate_index']}" + (" winner" if row["selected"] else "") + (
                 f" gate: {','.join(row['gate_failures'])}" if row["gate_failures"] else "")
             draw.text((x0 + 2, y0 + THUMB + 2 * PAD + 2), note, fill=COLOURS[kind] if kind != "plain" else
@@ -81,5 +81,6 @@ def write_contact_sheets(rows: list[dict], folder: Path, round_id: str, sets_per
     for n, page in enumerate(pages, start=1):
         sheet = contact_sheet_page(page, n, len(pages), video)
         path = Path(folder) / f"{round_id}-contact-sheet-{n:03d}.png"
-        paths.append(write_atomic(path, lambda tmp, s=sheet: s.save(tmp, format="PNG")))
+        # fast compression: a round writes a page per 8 sets, and level 1 is about twice the bytes of level 6
+        paths.append(write_atomic(path, lambda tmp, s=sheet: s.save(tmp, format="PNG", compress_level=1)))
     return paths
