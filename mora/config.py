@@ -47,6 +47,9 @@ class RayConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1, description="a local instance only: CPUs it offers; default "
                                                          "enough for every worker")
     max_restarts: int = Field(2, ge=0, le=100, description="restarts of a worker whose process died")
+    placement_timeout_s: float = Field(600.0, gt=0, description="a joined cluster: how long workers may wait "
+                                                                "for room (an autoscaler adding nodes) before "
+                                                                "the round stops in one line")
     runtime_env: dict = Field(default_factory=dict, description="Ray runtime environment of the workers, e.g. "
                                                                 "{env_vars: {HF_HOME: /models}}")
 

@@ -77,6 +77,13 @@ def preflight(config: RoundConfig) -> None:
     check_device(config.runtime.device)
     for field, ref in model_refs(config).items():
         check_model(field, ref)
+    r = config.runtime
+    if r.engine == "ray" and not r.ray.address:  # a local instance this run starts: its one node is known
+        from mora.round.placement import local_node, unplaceable
+
+        why = unplaceable(r.ray, [local_node(r.ray)])
+        if why:
+            raise ConfigError(f"config field 'runtime.ray': {why}")
     checkpoint = config.generation.checkpoint
     if checkpoint and not Path(checkpoint).is_dir():
         raise ConfigError(f"config field 'generation.checkpoint': no checkpoint folder at '{checkpoint}'; "

@@ -8,6 +8,7 @@ on it), so these rounds set runtime.threads: 1 for every engine.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -16,11 +17,12 @@ import ray
 import torch
 from ray.cluster_utils import Cluster
 
-from mora.config import load_config
+from mora.config import ConfigError, load_config
 from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
 from mora.round import driver, steps
 from mora.round.engines import LocalEngine
+from mora.round.placement import unplaceable
 from mora.round.ray_engine import RayEngine
 from mora.round.state import RoundState
 
@@ -129,3 +131,28 @@ def test_the_local_engine_is_the_same_stages_in_a_loop(tiny_config_file):
         [judged] = list(engine.run(planned, datetime.now(UTC)))
     assert judged.made_by["worker"] == "local" and len(judged.rows) == 4
     assert judged.spans["generate"][1] <= judged.spans["judge"][0]  # one after the other, no overlap
+
+
+def test_workers_that_find_no_room_stop_the_round_in_one_line(cluster, tiny_config_file):
+    """A joined cluster may grow (an autoscaler): workers wait up to placement_timeout_s, then one line."""
+    config = load_config(tiny_config_file, {**BASE, "runtime.engine": "ray", "runtime.ray.judges.gpus": "1",
+                                            "runtime.ray.placement_timeout_s": "3"})
+    expected = (r"^Ray workers (generator-0, )?judge-0 had not started after runtime.ray.placement_timeout_s "
+                r"\(3 s\): runtime.ray.judges asks for CPU 0.5, GPU 1 per worker, but no node of the Ray cluster "
+                r"has that \(nodes offer: CPU 2, GPU 0; CPU 2, GPU 0\)")
+    with pytest.raises(ConfigError, match=expected):
+        RayEngine(config).__enter__()
+    for _ in range(100):  # the workers that did start are gone again
+        if ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]:
+            break
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"] == 4
+
+
+def test_what_fits_no_node_is_named_with_what_the_nodes_offer(tiny_config_file):
+    r = load_config(tiny_config_file, {"runtime.ray.generators.resources": "{slot: 2}"}).runtime.ray
+    nodes = [{"CPU": 2.0, "slot": 1.0}, {"CPU": 8.0, "GPU": 1.0}]
+    assert unplaceable(r, nodes) == ("runtime.ray.generators asks for CPU 1, slot 2 per worker, but no node of the "
+                                     "Ray cluster has that (nodes offer: CPU 2, slot 1; CPU 8, slot 0); lower "
+                                     "runtime.ray.generators.cpus/gpus/resources or add such a node")
+    assert unplaceable(r, nodes + [{"CPU": 1.0, "slot": 2.0}]) is None

@@ -18,7 +18,8 @@ from datetime import datetime
 import ray
 from ray.exceptions import RayActorError
 
-from mora.config import RayStage, RoundConfig
+from mora.config import ConfigError, RayStage, RoundConfig
+from mora.round.placement import local_cpus, unplaceable
 from mora.round.stages import Generate, Judge, JudgedSet, timed, worker_identity
 from mora.round.state import PlannedPrompt
 
@@ -55,8 +56,7 @@ def connect(config: RoundConfig) -> bool:
     if r.address:
         ray.init(address=r.address, **kwargs)
     else:
-        wanted = sum(s.workers * max(s.cpus, 0) for s in (r.generators, r.judges))
-        ray.init(num_cpus=r.num_cpus or max(os.cpu_count() or 1, int(wanted + 0.999)), **kwargs)
+        ray.init(num_cpus=local_cpus(r), **kwargs)
     return True
 
 
@@ -82,10 +82,28 @@ class RayEngine:
     def __enter__(self) -> RayEngine:
         self.started_ray = connect(self.config)
         r = self.config.runtime.ray
-        self.generators = self._pool(Generate, r.generators, "generator")
-        self.judges = self._pool(Judge, r.judges, "judge")
-        # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
-        ray.get([actor.pid.remote() for actor in self.generators + self.judges])
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        why = unplaceable(r, nodes)
+        if why and self.started_ray:  # the instance this run started gets no more nodes: say so at once
+            self.__exit__()
+            raise ConfigError(why)
+        try:
+            self.generators = self._pool(Generate, r.generators, "generator")
+            self.judges = self._pool(Judge, r.judges, "judge")
+            # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
+            names = [f"generator-{i}" for i in range(len(self.generators))] + [
+                f"judge-{i}" for i in range(len(self.judges))]
+            starting = {actor.pid.remote(): name for actor, name in zip(self.generators + self.judges, names,
+                                                                          strict=True)}
+            ready, waiting = ray.wait(list(starting), num_returns=len(starting), timeout=r.placement_timeout_s)
+            ray.get(ready)  # a worker whose setup failed raises its error here
+            if waiting:
+                raise ConfigError(f"Ray workers {', '.join(starting[w] for w in waiting)} had not started after "
+                                  f"runtime.ray.placement_timeout_s ({r.placement_timeout_s:g} s): "
+                                  f"{why or 'the cluster is busy'}; free or add resources, or raise the timeout")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
