@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
-from mora.cli_env import prefect_defaults
+from mora.cli_env import flow_settings, prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
 from mora.cli_train import self_train_cmd, train_cmd
@@ -83,7 +83,8 @@ def round_cmd(
     watcher = threading.Thread(target=_watch, args=(state, cfg.prompts.count, stop), daemon=True)
     watcher.start()
     try:
-        summary = dataset_round(str(config), overrides)
+        with flow_settings():
+            summary = dataset_round(str(config), overrides)
     except (ConfigError, ModelLoadError, VideoError) as exc:
         _fail(str(exc))
     finally:

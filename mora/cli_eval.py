@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mora.cli_env import prefect_defaults
+from mora.cli_env import flow_settings, prefect_defaults
 
 console = Console()
 
@@ -63,7 +63,8 @@ def eval_cmd(
     from mora.flows.evaluate import evaluate
 
     try:
-        with console.status("evaluating (models load once; each task's videos are made, then measured)"):
+        with flow_settings(), console.status("evaluating (models load once; each task's videos are made, then "
+                                             "measured)"):
             out = evaluate(str(config), overrides, [str(p) for p in checkpoint], base, ablations)
     except errors as exc:
         _fail(str(exc))

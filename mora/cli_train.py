@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mora.cli_env import prefect_defaults
+from mora.cli_env import flow_settings, prefect_defaults
 
 console = Console()
 
@@ -104,7 +104,8 @@ def self_train_cmd(config: Path = CONFIG, set_: list[str] = SET,
     from mora.flows.self_train import self_train
 
     try:
-        out = self_train(str(config), overrides, review_url)
+        with flow_settings():
+            out = self_train(str(config), overrides, review_url)
     except _errors() as exc:
         _fail(str(exc))
     table = Table(title="self-training")

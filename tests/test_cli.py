@@ -57,3 +57,18 @@ def test_review_commands_without_a_server_say_how_to_get_one(tmp_path):
     out = mora("review", "add-reviewer", "not-an-email", "--root", str(tmp_path), "--url", "http://127.0.0.1:9",
                env={"MORA_LABEL_STUDIO_TOKEN": "t0ken-x"})
     assert out.returncode == 2 and "not an email address" in out.stderr and "t0ken-x" not in out.stdout + out.stderr
+
+
+def test_flow_runs_from_a_terminal_skip_heartbeats_on_the_temporary_server_only():
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from mora.cli_env import flow_settings
+
+    default = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()
+    assert default  # Prefect's own, on
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        with flow_settings():
+            assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None  # nothing reads them there
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == default
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}), flow_settings():
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == default  # a lasting server marks dead runs crashed
