@@ -88,8 +88,9 @@ def test_ray_round_on_two_nodes_makes_the_rows_of_the_local_engine(cluster, tiny
 
 
 def test_a_killed_generator_loses_and_duplicates_no_set(cluster, tiny_config_file):
+    # generation made much slower than judging: when the first verdict arrives, both generators hold a set
     config = load_config(tiny_config_file, {**BASE, "prompts.count": "5", "runtime.engine": "ray",
-                                            "runtime.ray.generators.workers": "2"})
+                                            "runtime.ray.generators.workers": "2", "generation.video_steps": "40"})
     state, engine, killed = RoundState(config), RayEngine(config), []
 
     def kill_once(judged) -> None:  # generators are busy on the next sets by now: one dies mid-set
@@ -98,9 +99,7 @@ def test_a_killed_generator_loses_and_duplicates_no_set(cluster, tiny_config_fil
             ray.kill(engine.generators[0], no_restart=False)
 
     paths = driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine, on_set=kill_once)
-    # whether the dead worker held a set at that moment is timing (engine.given_again then names it);
-    # either way no set is lost and none is made twice
-    assert killed
+    assert killed and len(engine.given_again) == 1  # its set went to a worker again, once
     made = [m["set_id"] for m in state.made()]
     assert sorted(made) == [f"p{i:05d}" for i in range(5)]  # each set made once
     df = pd.read_parquet(paths[0])
