@@ -362,6 +362,8 @@ def test_two_processes_through_accelerate_train_what_one_process_trains(shards, 
     assert two.name == "step-00004" and two.parent.name == one.checkpoint.parent.name  # the same run, 1 or 2
     lineages = {n: ckpt.read_lineage(p) for n, p in (("one", one.checkpoint), ("two", two))}
     assert (lineages["one"]["processes"], lineages["two"]["processes"]) == (1, 2)
+    # rank 0's step records reach the command's progress bar (its loss stays "-" without them)
+    assert f"4/4 loss {lineages['two']['steps'][-1]['loss']:.4f}" in run.stdout
     for a, b in zip(lineages["one"]["steps"], lineages["two"]["steps"], strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and a["loss"] > 0
     states = [torch.load(p / ckpt.STATE, weights_only=True)["params"] for p in (one.checkpoint, two)]
