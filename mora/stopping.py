@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 GRACE_S = 2.0  # for Prefect to mark the run Crashed through its own handler
+_wakeup: tuple[socket.socket, socket.socket] | None = None
 
 
 def _stop_prefect_server() -> None:
@@ -63,8 +64,12 @@ def stop_on_sigterm(message: Callable[[], str]) -> None:
         time.sleep(GRACE_S)  # Prefect's handler may get there first and call ``stop`` through ours
         stop()
 
+    global _wakeup
     read, write = socket.socketpair()
     write.setblocking(False)
+    # both ends live as long as the process: a collected socket closes its fd, and the interpreter would
+    # then write signal numbers into a closed fd (or into whatever file reuses the number)
+    _wakeup = (read, write)
     signal.set_wakeup_fd(write.fileno(), warn_on_full_buffer=False)
     signal.signal(signal.SIGTERM, on_signal)
     threading.Thread(target=watch, args=(read,), daemon=True, name="mora-sigterm").start()

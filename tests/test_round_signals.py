@@ -50,3 +50,17 @@ def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_con
     time.sleep(1)
     with pytest.raises(ProcessLookupError):  # nothing of the round outlives it (its Prefect server included)
         os.killpg(proc.pid, 0)
+
+
+def test_the_signal_wakeup_fd_stays_open_for_the_life_of_the_process():
+    """A collected socket closes its fd: the interpreter then wrote signal numbers into a closed fd (a
+    traceback on stderr at SIGTERM), or into whatever file had reused the number."""
+    probe = ("import gc, os, signal\n"
+             "from mora.stopping import stop_on_sigterm\n"
+             "stop_on_sigterm(lambda: 'stopped')\n"
+             "gc.collect()\n"
+             "fd = signal.set_wakeup_fd(-1)\n"
+             "os.fstat(fd)\n"
+             "print('open', fd)\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("open "), out.stderr[-2000:]
