@@ -84,6 +84,9 @@ def review_one(page, client, task_ids: list[int], done: int) -> dict:
 
 
 def main() -> None:
+    from mora.cli_env import prefect_defaults
+
+    prefect_defaults(tempfile.mkdtemp(prefix="mora-bench-prefect-"))  # before Prefect is imported
     from playwright.sync_api import sync_playwright
 
     from mora.config import load_config
@@ -92,7 +95,6 @@ def main() -> None:
     from mora.review.push import client_for, push
     from tests.conftest import free_port, write_tiny_config
 
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mora-bench-prefect-"))
     work = Path(tempfile.mkdtemp(prefix="mora-bench-review-"))
     config = write_tiny_config(HERE / ".mora" / "models" / "tiny", work)
     # two orders per judge keep the tiny judges disagreeing, so all three sets go to review

@@ -40,11 +40,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    import os
+    from mora.cli_env import prefect_defaults
 
-    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mora-bench-prefect-"))
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_defaults(tempfile.mkdtemp(prefix="mora-bench-prefect-"), log_level="WARNING")
     import torch
     from rich.console import Console
     from rich.table import Table

@@ -8,10 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def prefect_defaults() -> None:
-    """Prefect keeps its database under the project unless the user points it elsewhere."""
-    os.environ.setdefault("PREFECT_HOME", str(Path(".mora/prefect").resolve()))
+def prefect_defaults(home: str | Path | None = None, log_level: str | None = None) -> None:
+    """Prefect keeps its database under the project unless the user points it elsewhere (benchmarks give
+    it a throwaway ``home`` and a quieter ``log_level``)."""
+    os.environ.setdefault("PREFECT_HOME", str(Path(home or ".mora/prefect").resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if log_level:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", log_level)
     # the temporary server starts in ~4 s, but a busy machine can take longer than Prefect's 20 s default
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 

@@ -30,14 +30,10 @@ def _fail(message: str) -> None:
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from mora.agents.loading import ModelLoadError
-    from mora.config import ConfigError
     from mora.review.server import ReviewServerError
-    from mora.training.checkpoint import CheckpointError
-    from mora.training.data import ShardError
-    from mora.training.launch import LaunchError
+    from mora.training.launch import LaunchError, reported_errors
 
-    return ConfigError, ModelLoadError, CheckpointError, ShardError, ReviewServerError, LaunchError
+    return *reported_errors().values(), ReviewServerError, LaunchError
 
 
 def train_cmd(config: Path = CONFIG, set_: list[str] = SET,

@@ -72,7 +72,7 @@ def decode_frames(data: bytes, count: int, size: int | None = None) -> list[Imag
             total = stream.frames
             if not total:  # the container does not say: decode them all
                 return [im.resize((size, size)) if size else im for im in pick_frames(decode(data)[0], count)]
-            wanted = set(np.linspace(0, total - 1, num=min(count, total)).round().astype(int).tolist())
+            wanted = set(_spread(total, count).tolist())
             picked = [(f.reformat(width=size, height=size) if size else f).to_image()
                       for i, f in enumerate(container.decode(stream)) if i in wanted]
     except (av.error.FFmpegError, IndexError) as exc:
@@ -84,5 +84,9 @@ def decode_frames(data: bytes, count: int, size: int | None = None) -> list[Imag
 
 def pick_frames(frames: np.ndarray, count: int) -> list[Image.Image]:
     """``count`` frames spread evenly over a clip, first and last included."""
-    idx = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).round().astype(int)
-    return [Image.fromarray(frames[i]) for i in idx]
+    return [Image.fromarray(frames[i]) for i in _spread(len(frames), count)]
+
+
+def _spread(total: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly over ``total`` frames, first and last included."""
+    return np.linspace(0, total - 1, num=min(count, total)).round().astype(int)

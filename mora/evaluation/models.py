@@ -24,21 +24,31 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(x.float(), dim=-1)
 
 
+def _model_and_processor(kind: str, ref: ModelRef, runtime: RuntimeConfig, model_class: str, processor_class: str):
+    """A transformers model (eval mode, on the runtime's device) and its processor, once per process."""
+    def load():
+        import transformers
+
+        model = getattr(transformers, model_class).from_pretrained(ref.id, revision=ref.revision,
+                                                                   dtype=torch_dtype(runtime))
+        processor = getattr(transformers, processor_class).from_pretrained(ref.id, revision=ref.revision)
+        return model.to(runtime.device).eval(), processor
+
+    return cached(kind, ref, runtime, load)
+
+
 class ImageFeatures:
     """Per-frame features: DINOv2's class token (object consistency) or CLIP's image embedding."""
 
     def __init__(self, model, processor, device: str):
         self.model, self.processor, self.device = model, processor, device
 
+    kind, processor_class = "eval-object", "AutoImageProcessor"
+
     @classmethod
-    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, kind: str = "eval-object"):
-        def load():
-            from transformers import AutoImageProcessor, AutoModel
-
-            model = AutoModel.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
-            return model.to(runtime.device).eval(), AutoImageProcessor.from_pretrained(ref.id, revision=ref.revision)
-
-        return cls(*cached(kind, ref, runtime, load), runtime.device)
+    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, kind: str | None = None):
+        return cls(*_model_and_processor(kind or cls.kind, ref, runtime, "AutoModel", cls.processor_class),
+                   runtime.device)
 
     @torch.inference_mode()
     def features(self, frames) -> torch.Tensor:
@@ -55,15 +65,7 @@ class ImageFeatures:
 class ClipTextImage(ImageFeatures):
     """CLIP's text and image embeddings in one space (appearance style)."""
 
-    @classmethod
-    def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig, kind: str = "eval-clip"):
-        def load():
-            from transformers import AutoModel, AutoProcessor
-
-            model = AutoModel.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
-            return model.to(runtime.device).eval(), AutoProcessor.from_pretrained(ref.id, revision=ref.revision)
-
-        return cls(*cached(kind, ref, runtime, load), runtime.device)
+    kind, processor_class = "eval-clip", "AutoProcessor"
 
     @torch.inference_mode()
     def text(self, texts: list[str]) -> torch.Tensor:
@@ -142,13 +144,8 @@ class VideoText:
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig):
-        def load():
-            from transformers import AutoProcessor, XCLIPModel
-
-            model = XCLIPModel.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
-            return model.to(runtime.device).eval(), AutoProcessor.from_pretrained(ref.id, revision=ref.revision)
-
-        return cls(*cached("eval-video-text", ref, runtime, load), runtime.device)
+        return cls(*_model_and_processor("eval-video-text", ref, runtime, "XCLIPModel", "AutoProcessor"),
+                   runtime.device)
 
     def _pixels(self, frames: np.ndarray) -> torch.Tensor:
         idx = np.linspace(0, len(frames) - 1, self.num_frames).round().astype(int)  # X-CLIP reads a fixed count
@@ -176,13 +173,8 @@ class TextEmbedder:
 
     @classmethod
     def from_pretrained(cls, ref: ModelRef, runtime: RuntimeConfig):
-        def load():
-            from transformers import AutoModel, AutoTokenizer
-
-            model = AutoModel.from_pretrained(ref.id, revision=ref.revision, dtype=torch_dtype(runtime))
-            return model.to(runtime.device).eval(), AutoTokenizer.from_pretrained(ref.id, revision=ref.revision)
-
-        return cls(*cached("eval-text-embedder", ref, runtime, load), runtime.device)
+        return cls(*_model_and_processor("eval-text-embedder", ref, runtime, "AutoModel", "AutoTokenizer"),
+                   runtime.device)
 
     @torch.inference_mode()
     def embed(self, texts: list[str]) -> torch.Tensor:

@@ -39,17 +39,24 @@ def build_dinov2(out: Path) -> None:
                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
 
 
+def _clip_text(tok) -> dict:
+    """The tiny text tower CLIP and X-CLIP share."""
+    return dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id)
+
+
+def _clip_vision(**more) -> dict:
+    """The tiny vision tower CLIP and X-CLIP share; X-CLIP adds its frame settings."""
+    return dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=SIDE,
+                patch_size=8, **more)
+
+
 def build_clip(out: Path) -> None:
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
     tok = _clip_tokenizer()
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                         num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                           image_size=SIDE, patch_size=8),
-        projection_dim=32)
+    config = CLIPConfig(text_config=_clip_text(tok), vision_config=_clip_vision(), projection_dim=32)
     CLIPModel(config).save_pretrained(out)
     CLIPProcessor(image_processor=_clip_image_processor(), tokenizer=tok).save_pretrained(out)
 
@@ -68,12 +75,9 @@ def build_xclip(out: Path) -> None:
 
     tok = _clip_tokenizer()
     config = XCLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                         num_hidden_layers=2, max_position_embeddings=77, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                           image_size=SIDE, patch_size=8, num_frames=8, mit_hidden_size=32,
-                           mit_intermediate_size=37, mit_num_hidden_layers=1, mit_num_attention_heads=4),
+        text_config=_clip_text(tok),
+        vision_config=_clip_vision(num_frames=8, mit_hidden_size=32, mit_intermediate_size=37,
+                                   mit_num_hidden_layers=1, mit_num_attention_heads=4),
         projection_dim=32, prompt_layers=1, prompt_attention_heads=4, prompt_projection_dropout=0.0,
         prompt_num_attention_heads=4)
     XCLIPModel(config).save_pretrained(out)

@@ -25,8 +25,8 @@ from mora.training.trainer import SelfModulatedTrainer, StepCallback, TrainResul
 POLL_S = 0.5
 
 
-def _errors() -> dict[str, type[Exception]]:
-    """The errors a launched process reports in one line, by name, raised again by the caller."""
+def reported_errors() -> dict[str, type[Exception]]:
+    """The one-line errors of fine-tuning: a launched process reports them by name, the caller raises them."""
     from mora.agents.loading import ModelLoadError
     from mora.training.checkpoint import CheckpointError
     from mora.training.data import ShardError
@@ -84,7 +84,7 @@ def launched(config: RoundConfig, review: bool, on_step: StepCallback | None) ->
             raise
     answer = json.loads(result.read_text()) if result.is_file() else None
     if answer is not None and "error" in answer:
-        raise _errors().get(answer["kind"], LaunchError)(answer["error"])
+        raise reported_errors().get(answer["kind"], LaunchError)(answer["error"])
     if proc.returncode != 0 or answer is None:
         last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:] or ["(no output)"]
         raise LaunchError(f"fine-tuning on {config.training.processes} processes exited with {proc.returncode}: "
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trainer = SelfModulatedTrainer(config, spec["review"], ranks)
         result = trainer.train(report if ranks.main else None)
-    except tuple(_errors().values()) as exc:
+    except tuple(reported_errors().values()) as exc:
         if ranks.main:
             write_json_atomic(job / "result.json", {"error": str(exc), "kind": type(exc).__name__})
         return 3
