@@ -59,12 +59,18 @@ class Ranks:
 
 
 def sum_gradients(params: list[torch.nn.Parameter], ranks: Ranks) -> None:
-    """Every process ends with the sum of all processes' gradients (missing ones count as zeros)."""
+    """Every process ends with the sum of all processes' gradients. A parameter no process has a gradient
+    for keeps none, as in one process (AdamW then leaves it alone, weight decay included); one that only
+    some processes have counts as zeros on the others."""
     if ranks.world == 1:
         return
+    device = params[0].device if params else None
+    anywhere = ranks.sum(torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device))
     bucket: list[torch.nn.Parameter] = []
     size = 0
-    for p in params:
+    for p, found in zip(params, anywhere.tolist(), strict=True):
+        if not found:
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         bucket.append(p)

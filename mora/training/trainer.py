@@ -342,9 +342,10 @@ class SelfModulatedTrainer:
             mine = [(position, example) for position, example in enumerate(chunk) if example is not None]
             if not mine:  # a short last batch with fewer examples than processes
                 continue
-            # an example's draws depend on its place in the global batch, not on which process has it
-            generators = [torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step, micro,
-                                                                    position)) for position, _ in mine]
+            # an example's draws depend on its place among the step's examples, not on which process has it
+            generators = [torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step,
+                                                                    micro * t.batch_size + position))
+                          for position, _ in mine]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype is not None):
                 out = self.chain(collate([example for _, example in mine]), generators)
             scale = len(chunk) * accum  # each example weighs 1 / (global batch x accumulation), as in one process
