@@ -342,8 +342,9 @@ class SelfModulatedTrainer:
             mine = [(position, example) for position, example in enumerate(chunk) if example is not None]
             if not mine:  # a short last batch with fewer examples than processes
                 continue
-            # an example's draws depend on its place among the step's examples, not on which process has it
-            generators = [torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step,
+            # an example's draws depend on its place among the step's examples, not on which process has it;
+            # (step, 0, place) are the draws steps of one batch had before, so those runs train as they did
+            generators = [torch.Generator().manual_seed(derive_seed(t.seed, self.config.iteration, step, 0,
                                                                     micro * t.batch_size + position))
                           for position, _ in mine]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype is not None):
