@@ -72,9 +72,14 @@ class RayEngine:
 
     def _pool(self, stage_cls, stage: RayStage, label: str) -> list:
         r = self.config.runtime
+        # Ray gives workers OMP_NUM_THREADS=CPUS; the driver's OpenMP setting instead, since some CPU kernels
+        # add in another order under it (frames one level apart, then other video bytes) and a worker must
+        # make what the local engine makes; the torch threads are runtime.threads either way
+        omp = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
         actor = ray.remote(StageWorker).options(
             num_cpus=stage.cpus, num_gpus=stage.gpus, resources=stage.resources or None,
-            max_restarts=r.ray.max_restarts, max_task_retries=0)
+            max_restarts=r.ray.max_restarts, max_task_retries=0,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": omp}})
         threads = r.threads or max(1, int(stage.cpus))
         return [actor.remote(stage_cls, self.config, f"{label}-{i}", os.getcwd(), threads)
                 for i in range(stage.workers)]
