@@ -46,26 +46,34 @@ def test_the_nightly_rounds_own_parameters_make_iteration_one_then_two(project):
     assert dataset_round(**nightly)["round_id"].startswith("tiny-it003-")
 
 
-def test_the_default_loop_accepts_reviews_and_trains_every_iteration(project):
+def test_the_default_loop_accepts_reviews_and_trains_on_what_it_selects(project):
+    """The tiny judges are random, so which sets they agree on is a fixed but arbitrary function of the
+    pixels, and pixels differ in their last bits between CPUs (more so after a fine-tuning step). About a
+    set in four is agreed; an iteration with none (about 1 in 100 at 16 sets) has nothing to fine-tune and
+    the loop goes on with the weights it has. This checks the loop against what the judges decided."""
     out = self_train("configs/tiny.yaml", {"self_train.iterations": "2"})
-    first, second = out["iterations"]
-    assert [first["iteration"], second["iteration"]] == [1, 2]
-    for k, record in ((1, first), (2, second)):
-        df = _iteration(project, k)
-        sets = df.drop_duplicates("set_id")
-        assert (sets.decision == "accepted").sum() >= 1, f"iteration {k}: no set accepted"
-        assert df.selected.sum() == (sets.decision == "accepted").sum()
-        assert record["trained"] and record["checkpoint_id"]
-    assert (_iteration(project, 1).drop_duplicates("set_id").decision == "needs_review").sum() >= 1
-    lineages = [ckpt.read_lineage(p.parent) for p in sorted(
-        (project / "mora-data" / "_checkpoints" / "tiny").glob("iteration=*/*/step-00012/lineage.json"))]
-    assert [lin["iteration"] for lin in lineages] == [1, 2]
-    assert lineages[0]["hashes"] != lineages[1]["hashes"] and lineages[1]["parent"]["checkpoint_id"] == (
-        lineages[0]["checkpoint_id"])
-    assert lineages[0]["initial_hashes"] != lineages[0]["hashes"]
-    # the loop continues where it stopped: the next run starts at iteration 3 from iteration 2's weights
+    assert [r["iteration"] for r in out["iterations"]] == [1, 2]
+    sets = {k: _iteration(project, k).drop_duplicates("set_id") for k in (1, 2)}
+    decisions = pd.concat(sets.values()).decision
+    assert (decisions == "accepted").sum() >= 1 and (decisions == "needs_review").sum() >= 1  # of 32 sets
+    weights = None  # the checkpoint id each iteration generates with: none (base models) at first
+    for record in out["iterations"]:
+        k, rows = record["iteration"], sets[record["iteration"]]
+        accepted = int((rows.decision == "accepted").sum())
+        assert _iteration(project, k).selected.sum() == accepted
+        roles = {m["role"]: m for m in rows.iloc[0]["generator_models"]}
+        assert roles.get("checkpoint", {}).get("revision") == weights, f"iteration {k} generated with other weights"
+        assert bool(record["trained"]) == (accepted > 0), f"iteration {k}: {accepted} accepted, {record}"
+        if accepted:
+            (lineage,) = [ckpt.read_lineage(p.parent) for p in (project / "mora-data" / "_checkpoints" / "tiny")
+                          .glob(f"iteration={k}/*/step-00012/lineage.json")]
+            assert lineage["checkpoint_id"] == record["checkpoint_id"]
+            assert lineage["initial_hashes"] != lineage["hashes"]
+            assert (lineage["parent"] or {}).get("checkpoint_id") == weights  # tuned on from the weights it used
+            weights = lineage["checkpoint_id"]
+    # the loop continues where it stopped: the next run starts at iteration 3 from the newest weights
     from mora.config import load_config
     from mora.flows.self_train import starting_point
 
     start, checkpoint = starting_point(load_config("configs/tiny.yaml", {"iteration": "next"}, resolve=False))
-    assert start == 3 and ckpt.read_lineage(checkpoint)["checkpoint_id"] == lineages[1]["checkpoint_id"]
+    assert start == 3 and (ckpt.read_lineage(checkpoint)["checkpoint_id"] if checkpoint else None) == weights

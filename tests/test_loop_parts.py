@@ -16,7 +16,14 @@ from mora.media import encode_mp4
 from mora.prompts.novelty import PromptPool
 from mora.review.waits import due_waits, end_wait, start_wait
 from mora.round import steps
-from mora.round.history import earlier_prompts, final_checkpoint, next_iteration, rounds_dir
+from mora.round.history import (
+    checkpoint_before,
+    earlier_prompts,
+    final_checkpoint,
+    mark_nothing_to_train,
+    next_iteration,
+    rounds_dir,
+)
 
 SYNTHESIZED = {"prompts.source": "synthesizer", "prompts.enhance": "false", "prompts.model": ""}
 
@@ -89,6 +96,20 @@ def test_iteration_next_resumes_the_open_iteration_else_starts_the_next(tiny_con
     assert next_iteration(root, dataset, checkpoints) == 2 and final_checkpoint(checkpoints, 2) is None
     last = _final_checkpoint(checkpoints, 2, run="rerun").parent
     assert next_iteration(root, dataset, checkpoints) == 3 and final_checkpoint(checkpoints, 2).parent == last
+
+
+def test_an_iteration_with_nothing_to_train_is_finished_and_the_last_weights_carry_on(tiny_config_file):
+    cfg = load_config(tiny_config_file)
+    root, dataset = cfg.shards.root, cfg.shards.dataset
+    checkpoints = root / "_checkpoints" / dataset
+    for k in (1, 2):
+        _round_dir(root, dataset, k, complete=True, prompts=[f"prompt {k}"])
+    first = _final_checkpoint(checkpoints, 1)
+    assert next_iteration(root, dataset, checkpoints) == 2 and checkpoint_before(checkpoints, 3) == first
+    mark_nothing_to_train(checkpoints, 2, "iteration 2 of 'tiny' has no selected videos yet; nothing to fine-tune")
+    assert next_iteration(root, dataset, checkpoints) == 3
+    assert checkpoint_before(checkpoints, 3) == first  # iteration 3 generates with iteration 1's weights
+    assert checkpoint_before(checkpoints, 1) is None  # the first generates with the base models
 
 
 def test_shards_count_as_a_finished_iteration_and_their_prompts_as_used(tiny_config_file):

@@ -17,7 +17,7 @@ from mora.cli import app
 from mora.config import load_config
 from mora.datasets.shards import iteration_dir
 from mora.flows.round import dataset_round
-from mora.flows.self_train import self_train
+from mora.flows.self_train import self_train, starting_point
 from mora.review.pending import reviews_dir
 from mora.training import checkpoint as ckpt
 from tests.conftest import EVERY_SET_REVIEWED
@@ -94,6 +94,20 @@ def test_no_review_ablation_sends_nothing_to_review_and_trains_on_judges_only(ti
                                                     "self_train.review": "off"} | EVERY_SET_REVIEWED)
     assert summary["needs_review"] == 2 and summary["pending_reviews"] == 0
     assert not list(reviews_dir(tiny_config_file.parent / "data", "tiny").rglob("*.json"))
+
+
+def test_an_iteration_with_nothing_selected_is_finished_and_the_loop_moves_past_it(tiny_config_file):
+    # every set goes to review and the loop does not wait: iteration 1 has nothing to fine-tune
+    reviewed = {"prompts.count": "2", "generation.num_frames": "9", "self_train.review": "skip",
+                "self_train.iterations": "1"} | EVERY_SET_REVIEWED
+    out = self_train(str(tiny_config_file), reviewed)
+    (record,) = out["iterations"]
+    assert not record["trained"] and out["checkpoint"] is None
+    assert "has no selected videos yet" in json.loads(next(
+        (tiny_config_file.parent / "data" / "_checkpoints" / "tiny").glob("iteration=1/nothing-to-train.json"))
+        .read_text())["reason"]
+    start, checkpoint = starting_point(load_config(tiny_config_file, reviewed | {"iteration": "next"}, resolve=False))
+    assert (start, checkpoint) == (2, None)  # not iteration 1 again, on every scheduled run
 
 
 def test_cli_train_and_self_train(tiny_config_file, tiny_models):

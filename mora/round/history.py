@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mora.atomic import write_json_atomic
 from mora.datasets.shards import shard_files, shard_iterations
+
+NOTHING_TO_TRAIN = "nothing-to-train.json"
 
 _ROUND = re.compile(r"-it(\d+)-[0-9a-f]{10}$")
 
@@ -35,6 +38,26 @@ def trained_iterations(checkpoints: Path) -> set[int]:
     return {int(k) for k in found if k.isdigit() and final_checkpoint(checkpoints, int(k))}
 
 
+def mark_nothing_to_train(checkpoints: Path, iteration: int, reason: str) -> Path:
+    """The loop's fine-tuning of ``iteration`` found no selected video: the iteration is finished all the
+    same (as a trained one, it ignores reviews decided later), and the next generates with the last weights."""
+    return write_json_atomic(Path(checkpoints) / f"iteration={iteration}" / NOTHING_TO_TRAIN,
+                             {"iteration": iteration, "reason": reason})
+
+
+def finished_iterations(checkpoints: Path) -> set[int]:
+    """Iterations whose fine-tuning finished: with a final checkpoint, or with nothing to train."""
+    marks = Path(checkpoints).glob(f"iteration=*/{NOTHING_TO_TRAIN}")
+    marked = {p.parent.name.removeprefix("iteration=") for p in marks}
+    return trained_iterations(checkpoints) | {int(k) for k in marked if k.isdigit()}
+
+
+def checkpoint_before(checkpoints: Path, iteration: int) -> Path | None:
+    """The weights ``iteration`` generates with: the final checkpoint of the newest earlier trained iteration."""
+    earlier = [k for k in trained_iterations(checkpoints) if k < iteration]
+    return final_checkpoint(checkpoints, max(earlier)) if earlier else None
+
+
 def next_iteration(root: Path, dataset: str, checkpoints: Path | None = None) -> int:
     """``iteration: next``: the newest unfinished iteration, else the one after the newest finished one.
 
@@ -47,7 +70,7 @@ def next_iteration(root: Path, dataset: str, checkpoints: Path | None = None) ->
         return 1
     newest = max(started)
     open_round = any(it == newest and not (path / "complete.json").exists() for path, it in rounds.items())
-    untrained = checkpoints is not None and newest not in trained_iterations(checkpoints)
+    untrained = checkpoints is not None and newest not in finished_iterations(checkpoints)
     return newest if open_round or untrained else newest + 1
 
 

@@ -17,10 +17,12 @@ from mora.review.pending import pending_counts
 from mora.review.push import push
 from mora.review.server import ReviewServerError, connect
 from mora.review.waiting import wait_until_decided
+from mora.round.history import mark_nothing_to_train
 from mora.training import trends
 from mora.training.chain import ROLES
 from mora.training.checkpoint import read_lineage
 from mora.training.launch import fine_tune as train_agents
+from mora.training.trainer import checkpoint_root
 
 
 @task(name="wait-for-reviews", cache_policy=NO_CACHE)
@@ -64,8 +66,9 @@ def fine_tune(config: RoundConfig) -> dict:
                  f" ({parts})" if parts else "", f"factors {factors}; " if factors else "", record["seconds"])
 
     result = train_agents(config, review=config.self_train.review != "off", on_step=on_step)
-    if result.skipped:
+    if result.skipped:  # the loop goes on with the weights it has; `iteration: next` moves past this one
         log.warning("%s", result.skipped)
+        mark_nothing_to_train(checkpoint_root(config), config.iteration, result.skipped)
     else:
         log.info("iteration %d: %d examples, checkpoint %s", config.iteration, result.examples, result.checkpoint)
     return {"checkpoint": str(result.checkpoint) if result.checkpoint else None, "examples": result.examples,
