@@ -115,9 +115,11 @@ def test_cli_train_and_self_train(tiny_config_file, tiny_models):
     sets = ["--set", "prompts.count=2", "--set", "generation.num_frames=9", "--set", "judges.1.family=llava-onevision",
             "--set", f"judges.1.model.id={tiny_models / 'llava-onevision'}", "--set", "training.max_steps=2"]
     result = runner.invoke(app, ["self-train", "-c", str(tiny_config_file), *sets, "--iterations", "1",
-                                 "--ablation", "random-modulation"])
+                                 "--ablation", "random-modulation", "--set", "training.processes=2"])
     assert result.exit_code == 0, result.output
     assert "latest checkpoint" in result.output and "tiny-random-modulation" in result.output
+    latest = result.output.split("latest checkpoint:")[1].split()[0]  # the loop fine-tuned on 2 processes
+    assert ckpt.read_lineage(latest)["processes"] == 2 and ckpt.read_lineage(latest)["final"]
     ds = "--set", "shards.dataset=tiny-random-modulation"
     result = runner.invoke(app, ["train", "-c", str(tiny_config_file), *sets, *ds, "--set", "training.seed=1"])
     assert result.exit_code == 0, result.output
