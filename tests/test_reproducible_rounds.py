@@ -44,3 +44,25 @@ def test_the_same_round_twice_gives_the_same_video_bytes_even_under_load(tiny_mo
     assert len(first) == 16 and first.keys() == second.keys()
     differing = sorted(key for key in first if first[key] != second[key])
     assert differing == [], f"{len(differing)} of {len(first)} videos differ: {differing[:4]}"
+
+
+def _digests(folder) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_builds_of_the_tiny_models_are_the_same_bytes(tmp_path):
+    """Tokenizer trainers number pieces in hash-map order, which changes from process to process: two
+    builds gave other token ids, so a fresh clone and CI made other videos from the same round."""
+    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("a", "b")}  # files: a pipe could fill
+    builds = {name: subprocess.Popen([sys.executable, "-m", "mora.cli", "models", "make-tiny", str(tmp_path / name)],
+                                     cwd=REPO, stdout=log, stderr=log) for name, log in logs.items()}
+    for name, build in builds.items():
+        code = build.wait(timeout=600)
+        logs[name].close()
+        assert code == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
+    first, second = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert any(name.endswith("tokenizer.json") for name in first) and len(first) > 100
+    assert {n for n in first if first[n] != second.get(n)} == set()

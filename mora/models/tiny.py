@@ -15,6 +15,7 @@ import torch
 
 from mora.judges.processors import image_only
 from mora.models.tiny_eval import EVAL_BUILDERS
+from mora.models.tiny_vocab import canonical
 from mora.prompts.synthesizer import corpus
 
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -42,7 +43,8 @@ TEXT_TEMPLATE = CHATML.replace("{{ image_markup }}", "").replace("{{ video_marku
 def _qwen_tokenizer(specials: list[str], template: str):
     from transformers import Qwen2Tokenizer
 
-    tok = Qwen2Tokenizer().train_new_from_iterator(corpus(), vocab_size=700, new_special_tokens=specials)
+    tok = canonical(Qwen2Tokenizer().train_new_from_iterator(corpus(), vocab_size=700, new_special_tokens=specials),
+                    corpus())
     tok.chat_template = template
     tok.eos_token, tok.pad_token = "<|im_end|>", "<|endoftext|>"
     return tok
@@ -51,7 +53,7 @@ def _qwen_tokenizer(specials: list[str], template: str):
 def _t5_parts():
     from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-    tok = T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus(), vocab_size=400)
+    tok = canonical(T5Tokenizer(extra_ids=0).train_new_from_iterator(corpus(), vocab_size=400), corpus())
     config = T5Config(vocab_size=len(tok), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
                       relative_attention_num_buckets=8, pad_token_id=tok.pad_token_id,
                       eos_token_id=tok.eos_token_id)
@@ -61,7 +63,7 @@ def _t5_parts():
 def _clip_text_parts():
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 
-    tok = CLIPTokenizer().train_new_from_iterator(corpus(), vocab_size=500)
+    tok = canonical(CLIPTokenizer().train_new_from_iterator(corpus(), vocab_size=500), corpus())
     tok.model_max_length = 77
     config = CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
                             num_hidden_layers=2, projection_dim=32, bos_token_id=tok.bos_token_id,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from mora.models.tiny_vocab import canonical
 from mora.prompts.synthesizer import corpus
 
 SIDE = 32  # every tiny image encoder reads 32x32 frames
@@ -19,7 +20,7 @@ SIDE = 32  # every tiny image encoder reads 32x32 frames
 def _clip_tokenizer():
     from transformers import CLIPTokenizer
 
-    tok = CLIPTokenizer().train_new_from_iterator(corpus(), vocab_size=500)
+    tok = canonical(CLIPTokenizer().train_new_from_iterator(corpus(), vocab_size=500), corpus())
     tok.model_max_length = 77
     return tok
 
@@ -106,8 +107,8 @@ def _bert_tokenizer():
     cls, sep = raw.token_to_id("[CLS]"), raw.token_to_id("[SEP]")
     raw.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
                                                        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    return BertTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                             sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    return canonical(BertTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                       sep_token="[SEP]", mask_token="[MASK]", model_max_length=128), corpus())
 
 
 EVAL_BUILDERS = {
