@@ -17,10 +17,10 @@ from mora.prompts.novelty import PromptPool
 from mora.review.waits import due_waits, end_wait, start_wait
 from mora.round import steps
 from mora.round.history import (
-    checkpoint_before,
     earlier_prompts,
     final_checkpoint,
     mark_nothing_to_train,
+    newest_checkpoint,
     next_iteration,
     rounds_dir,
 )
@@ -105,11 +105,11 @@ def test_an_iteration_with_nothing_to_train_is_finished_and_the_last_weights_car
     for k in (1, 2):
         _round_dir(root, dataset, k, complete=True, prompts=[f"prompt {k}"])
     first = _final_checkpoint(checkpoints, 1)
-    assert next_iteration(root, dataset, checkpoints) == 2 and checkpoint_before(checkpoints, 3) == first
+    assert next_iteration(root, dataset, checkpoints) == 2 and newest_checkpoint(checkpoints, before=3) == first
     mark_nothing_to_train(checkpoints, 2, "iteration 2 of 'tiny' has no selected videos yet; nothing to fine-tune")
     assert next_iteration(root, dataset, checkpoints) == 3
-    assert checkpoint_before(checkpoints, 3) == first  # iteration 3 generates with iteration 1's weights
-    assert checkpoint_before(checkpoints, 1) is None  # the first generates with the base models
+    assert newest_checkpoint(checkpoints, before=3) == first  # iteration 3 generates with iteration 1's weights
+    assert newest_checkpoint(checkpoints, before=1) is None  # the first generates with the base models
 
 
 def test_shards_count_as_a_finished_iteration_and_their_prompts_as_used(tiny_config_file):

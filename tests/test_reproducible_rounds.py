@@ -11,6 +11,7 @@ import pytest
 from mora.config import load_config
 from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
+from mora.procedures.toolbox import file_digest
 from tests.conftest import REPO, write_tiny_config
 
 pytestmark = pytest.mark.slow
@@ -47,10 +48,7 @@ def test_the_same_round_twice_gives_the_same_video_bytes_even_under_load(tiny_mo
 
 
 def _digests(folder) -> dict[str, str]:
-    import hashlib
-
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_two_builds_of_the_tiny_models_are_the_same_bytes(tmp_path):
@@ -65,4 +63,4 @@ def test_two_builds_of_the_tiny_models_are_the_same_bytes(tmp_path):
         assert code == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
     first, second = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert any(name.endswith("tokenizer.json") for name in first) and len(first) > 100
-    assert {n for n in first if first[n] != second.get(n)} == set()
+    assert first.keys() == second.keys() and {n for n in first if first[n] != second[n]} == set()

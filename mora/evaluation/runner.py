@@ -52,13 +52,12 @@ def scores_key(config: RoundConfig, checkpoint_id: str | None) -> str:
 
 def latest_checkpoint(config: RoundConfig, dataset: str | None = None) -> str | None:
     """The final checkpoint of the highest iteration that ``dataset`` (default the preset's) has trained."""
-    from mora.round.history import final_checkpoint, trained_iterations
+    from mora.round.history import newest_checkpoint
     from mora.training.trainer import checkpoint_root
 
     shards = config.shards.model_copy(update={"dataset": dataset or config.shards.dataset})
-    root = checkpoint_root(config.model_copy(update={"shards": shards}))
-    done = trained_iterations(root)
-    return str(final_checkpoint(root, max(done))) if done else None
+    newest = newest_checkpoint(checkpoint_root(config.model_copy(update={"shards": shards})))
+    return str(newest) if newest else None
 
 
 def make_sample(tools, task: str, item: dict, index: int, seed: int, inputs: Path):

@@ -10,7 +10,7 @@ from prefect.flow_runs import suspend_flow_run
 from mora.config import RoundConfig, load_config
 from mora.flows.round import dataset_round
 from mora.review.waits import end_wait, start_wait
-from mora.round.history import checkpoint_before, next_iteration
+from mora.round.history import newest_checkpoint, next_iteration
 from mora.tasks.dataset import publish_dataset
 from mora.tasks.evaluation import evaluate_checkpoint, evaluation_reports
 from mora.tasks.training import fine_tune, record_trends, review_status, wait_for_reviews
@@ -26,7 +26,7 @@ def starting_point(config: RoundConfig) -> tuple[int, str | None]:
         return config.iteration, config.generation.checkpoint
     checkpoints = checkpoint_root(config)
     k = next_iteration(config.shards.root, config.shards.dataset, checkpoints)
-    previous = checkpoint_before(checkpoints, k)
+    previous = newest_checkpoint(checkpoints, before=k)
     return k, str(previous) if previous else config.generation.checkpoint
 
 

@@ -34,7 +34,7 @@ def canonical(tok, texts: Iterable[str]):
         size = len(model["vocab"])
         if model["type"] == "WordPiece":
             pieces = sorted(chars) + sorted("##" + c for c in chars) + _by_count(words)
-            model["vocab"] = {t: i for i, t in enumerate(_unique(specials + pieces)[:size])}
+            model["vocab"] = {t: i for i, t in enumerate(list(dict.fromkeys(specials + pieces))[:size])}
         elif model["type"] == "Unigram":
             total = sum(words.values()) + sum(chars.values())
             scored = {piece: round(math.log(n / total), SCORE_DIGITS) for piece, n in (chars + words).items()}
@@ -64,10 +64,6 @@ def _counts(backend, texts: Iterable[str]) -> tuple[Counter, Counter]:
 
 def _by_count(counts: Counter) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
-
-
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
 
 
 def _bare(token: str, model: dict) -> str:

@@ -52,10 +52,10 @@ def finished_iterations(checkpoints: Path) -> set[int]:
     return trained_iterations(checkpoints) | {int(k) for k in marked if k.isdigit()}
 
 
-def checkpoint_before(checkpoints: Path, iteration: int) -> Path | None:
-    """The weights ``iteration`` generates with: the final checkpoint of the newest earlier trained iteration."""
-    earlier = [k for k in trained_iterations(checkpoints) if k < iteration]
-    return final_checkpoint(checkpoints, max(earlier)) if earlier else None
+def newest_checkpoint(checkpoints: Path, before: int | None = None) -> Path | None:
+    """The final checkpoint of the newest trained iteration (before ``before``: the weights it generates with)."""
+    done = [k for k in trained_iterations(checkpoints) if before is None or k < before]
+    return final_checkpoint(checkpoints, max(done)) if done else None
 
 
 def next_iteration(root: Path, dataset: str, checkpoints: Path | None = None) -> int:
