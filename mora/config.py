@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan is never a setting
 
 
 class ModelRef(_Strict):
@@ -97,6 +97,14 @@ class PromptConfig(_Strict):
     backend: Literal["transformers", "openai"] = Field(
         "transformers", description="in-process transformers, or an OpenAI-compatible server (prompts.server)")
     server: PromptServer | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _no_blank_seed(cls, v: list[str]) -> list[str]:
+        blank = [i for i, seed in enumerate(v) if not seed.strip()]
+        if blank:
+            raise ValueError(f"seed prompt {blank[0]} is empty; give every seed some words, or remove it")
+        return v
 
     @model_validator(mode="after")
     def _llm_needs_model(self) -> PromptConfig:
@@ -234,6 +242,9 @@ class ShardConfig(_Strict):
     def _a_folder(cls, v: Path) -> Path:
         if v.exists() and not v.is_dir():
             raise ValueError("is a file, not a folder; pass a folder for the shards (it is created if missing)")
+        inside = next((p for p in v.parents if p.exists()), None)  # FILE/sub: `exists` is False for it
+        if inside is not None and not inside.is_dir():
+            raise ValueError(f"lies inside {str(inside)!r}, which is a file; pass a folder for the shards")
         return v
 
 

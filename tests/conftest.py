@@ -16,7 +16,9 @@ import pytest
 # Prefect reads its settings at import time: isolate its database before anything imports it.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mora-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy 2-core machine
+# Prefect counts only its 0.1 s sleeps against this, and on a 2-core machine running several suites its
+# temporary server has taken longer than 120 of them: a bound on the wait for the server, not a pace
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # its console handler outlives pytest's captured streams
 os.environ.pop("PREFECT_API_URL", None)
 
@@ -127,3 +129,11 @@ def start_label_studio(root: Path, tmp_path_factory):
         shutil.copytree(server.server_dir(cold), LABEL_STUDIO_TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     shutil.copytree(LABEL_STUDIO_TEMPLATE, server.server_dir(root))
     return server.up(root, port=free_port())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_prefect_server_dies_with_the_tests():
+    """A suite killed with SIGKILL (a CI timeout) leaves no Prefect server behind (mora.lifeline)."""
+    from mora.lifeline import tie_temporary_server
+
+    tie_temporary_server()

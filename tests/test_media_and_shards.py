@@ -113,3 +113,75 @@ def test_roots_in_the_old_layout_are_migrated_and_recorded_shard_paths_still_res
     sets = list(stream_sets(tmp_path, "d"))
     assert [(s.iteration, len(s.rows)) for s in sets] == [(1, 4)] * 3 + [(2, 4)] * 2
     assert [r["candidate_index"] for r in sets[1].rows] == [0, 1, 2, 3]
+
+
+KILLED_WRITER = """
+import sys
+from pathlib import Path
+from mora.atomic import write_atomic
+
+def write(tmp):
+    tmp.write_bytes(b"PAR1 half a shard")
+    print("writing", flush=True)
+    sys.stdin.read()  # held here, mid-write, until killed
+
+write_atomic(Path(sys.argv[1]), write)
+"""
+
+
+def test_a_temporary_left_by_a_writer_killed_mid_write_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from mora.datasets.shards import to_table, write_parquet
+
+    folder = tmp_path / "tiny" / "data" / "iteration=1"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(folder / "part-r-00000.parquet")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "writing\n"
+    proc.kill()
+    proc.wait()
+    (left,) = folder.glob(".*.tmp")  # hidden: readers skip it, but it stayed for good
+    write_parquet(to_table(_rows(1)), folder / "part-r-00001.parquet")
+    assert not left.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["part-r-00001.parquet"]
+    proc.stdin.close()
+    proc.stdout.close()
+
+
+def test_only_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
+    import os
+
+    from mora.atomic import HOST, remove_stale_temporaries
+
+    live = tmp_path / f".part-a.parquet.{HOST}-{os.getpid()}-{'a' * 32}.tmp"  # a writer at work (two drivers)
+    elsewhere = tmp_path / f".part-b.parquet.node-7-4242-{'b' * 32}.tmp"  # another host: its own business
+    old = tmp_path / f".part-c.parquet.{'c' * 32}.tmp"  # an older mora's, unnamed: stale after an hour
+    fresh = tmp_path / f".part-d.parquet.{'d' * 32}.tmp"
+    for path in (live, elsewhere, old, fresh):
+        path.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    assert remove_stale_temporaries(tmp_path) == [old]
+    assert live.exists() and elsewhere.exists() and fresh.exists()
+
+
+def test_the_start_of_a_round_removes_temporaries_of_killed_writers(tiny_config_file):
+    from mora.atomic import HOST
+    from mora.config import load_config
+    from mora.datasets.shards import iteration_dir
+    from mora.round import driver
+    from mora.round.state import PlannedPrompt, RoundState
+
+    cfg = load_config(tiny_config_file)
+    state = RoundState(cfg)
+    prompts = [PlannedPrompt(0, "a fox", "seed", "a fox", "none")]
+    state.save_set("p00000", [])  # every set staged: the driver only writes the shard
+    dead = 2 ** 22 + 1  # above the largest pid Linux hands out (PID_MAX_LIMIT): no process has it
+    other = iteration_dir(cfg.shards.root, cfg.shards.dataset, 2)  # another iteration's folder, written by no one
+    shard_tmp = other / f".part-x-00000.parquet.{HOST}-{dead}-{'e' * 32}.tmp"
+    set_tmp = state.sets_dir / f".p00001.parquet.{HOST}-{dead}-{'f' * 32}.tmp"
+    for path in (shard_tmp, set_tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    driver.make_sets(cfg, state, prompts, datetime.now(UTC))
+    assert not shard_tmp.exists() and not set_tmp.exists()

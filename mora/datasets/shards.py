@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mora.atomic import write_atomic
+from mora.atomic import remove_stale_temporaries, write_atomic
 from mora.datasets.schema import SCHEMA
 
 DATA = "data"
@@ -82,7 +82,8 @@ def shard_iterations(root: Path, dataset: str) -> list[int]:
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
-    """Readers never see half a shard: see ``mora.atomic``."""
+    """Readers never see half a shard: see ``mora.atomic`` (which also cleans up after killed writers)."""
+    remove_stale_temporaries(path.parent)
     return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 

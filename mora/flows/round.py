@@ -22,6 +22,9 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
     state = RoundState(config)
     log = get_run_logger()
     if state.complete:
+        if not state.published:  # it stopped between complete.json and the card: publish now
+            log.info("round %s is complete but was not published; writing the dataset card and report", config.round_id)
+            state.mark_published(publish_dataset(config.shards.root, config.shards.dataset))
         log.info("round %s is complete already; nothing to do", config.round_id)
         return state.summary()
     started_at = datetime.fromisoformat(state.started_at(datetime.now(UTC).isoformat()))
@@ -33,5 +36,6 @@ def dataset_round(config_path: str = "configs/tiny.yaml", overrides: dict[str, s
     # the no-human-review ablation: disagreements stay undecided and are never trained on
     pending = send_to_review(config, rows, shards) if config.self_train.review != "off" else 0
     summary = report(config, state, rows, shards, pending, time.perf_counter() - start)
-    publish_dataset(config.shards.root, config.shards.dataset)  # the dataset card and the iteration report
+    # the dataset card and the iteration report; a rerun publishes if this never ran
+    state.mark_published(publish_dataset(config.shards.root, config.shards.dataset))
     return summary

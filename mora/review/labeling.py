@@ -6,10 +6,12 @@ Studio's ``sync`` group) at the clip's own frame rate; beside them the criterion
 it, the judges' table (rankings and scores, disagreements marked, collapsible), the choices with their
 keys and the reason box. Label Studio's region sidebar is hidden: this task has no regions.
 
-Nothing is pre-selected: the judges' pick travels as a prediction, which Label Studio shows only when
-the project's "use predictions to pre-label tasks" setting is on (off unless pushed with
-``--preannotate``). Label Studio's choice hotkeys toggle; each key is therefore also bound to a hidden
-twin placed before the visible choice, so pressing a key twice leaves its candidate selected.
+Nothing is pre-selected: the judges' ranks and scores are in the task's text, and their pick is attached
+as a prediction only to tasks of projects that pre-label (``mora review push --preannotate``). Label
+Studio's label stream shows a prediction only where the project pre-labels, but a task opened from the
+Data Manager (as a project owner does) selects its first prediction whatever the setting, so without
+pre-labelling there is none to select. Label Studio's choice hotkeys toggle; each key is therefore also
+bound to a hidden twin placed before the visible choice, so pressing a key twice leaves it selected.
 """
 
 from __future__ import annotations
@@ -156,8 +158,9 @@ def preferred(judges: list[dict]) -> tuple[int, float] | None:
     return best["ranking"][0], float(best.get("confidence") or 0.0)
 
 
-def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1) -> dict:
-    """The task's data, and the judges' pick as a prediction (shown only where the project pre-labels)."""
+def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1,
+                 preannotate: bool = False) -> dict:
+    """The task's data; with ``preannotate`` (a project that pre-labels) the judges' pick as a prediction."""
     criterion = next((c.description for c in CRITERIA if c.key == record["criterion"]), record["criterion"])
     looped = f" Short clips repeat {repeats}x." if repeats > 1 else ""
     head = (f'<div style="font-size:16px"><b>{escape(record["enhanced_prompt"])}</b></div>'
@@ -174,7 +177,7 @@ def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats
                                for i in range(len(video_urls))]}
     data |= {f"video_{i}": url for i, url in enumerate(video_urls)}
     task = {"data": data}
-    pick = preferred(record["judges"])
+    pick = preferred(record["judges"]) if preannotate else None
     if pick is not None:
         task["predictions"] = [{"model_version": "judges", "score": pick[1], "result": [{
             "from_name": CHOICE, "to_name": FIRST_VIDEO, "type": "choices",

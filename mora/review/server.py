@@ -44,8 +44,10 @@ def server_dir(root: Path) -> Path:
 
 
 def media_root(root: Path) -> Path:
-    """Everything Label Studio may serve lies under this folder; nothing outside it."""
-    return (Path(root) / "_state").resolve()
+    """Label Studio's local-files root: review media only (``ROOT/_state/_review-media``; no dataset name
+    starts with ``_``), none of the state beside it (the credentials and the server's database are in
+    ``ROOT/_state/label-studio``)."""
+    return (Path(root) / "_state" / "_review-media").resolve()
 
 
 def make_private(folder: Path) -> None:
@@ -113,7 +115,13 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_private(folder)  # before the server reads the token from it
+    media_root(root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from mora.review.label_studio_site import SETTINGS, SITE
+
     env = {**os.environ,
+           # Label Studio's settings plus mora's guard: a local file is served only if it is a regular file
+           # reached without a link, checked at every request (mora/review/label_studio_site)
+           "DJANGO_SETTINGS_MODULE": SETTINGS, "PYTHONPATH": str(SITE),
            "LABEL_STUDIO_BASE_DATA_DIR": str(data.resolve()), "LABEL_STUDIO_USERNAME": creds["username"],
            "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["token"],
            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",

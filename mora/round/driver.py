@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mora.atomic import remove_stale_temporaries
 from mora.config import RoundConfig
-from mora.datasets.shards import iteration_dir, write_parquet
+from mora.datasets.shards import data_dir, iteration_dir, write_parquet
 from mora.round.engines import open_engine
 from mora.round.stages import JudgedSet
 from mora.round.state import PlannedPrompt, RoundState
@@ -57,10 +58,15 @@ class RollingShards:
 
 
 def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPrompt], started_at: datetime,
-              engine=None, on_set: Callable[[JudgedSet], None] | None = None) -> list[Path]:
-    """Every set of the round made exactly once (with other drivers of the round), then its shard paths."""
+              engine=None, on_set: Callable[[JudgedSet], None] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> list[Path]:
+    """Every set of the round made exactly once (with other drivers of the round), then its shard paths.
+    ``on_wait(line)`` hears once per other driver that this one waits for it, and for how long at most."""
     shards = RollingShards(config, state, prompts)
+    for folder in [state.sets_dir, *data_dir(config.shards.root, config.shards.dataset).glob("iteration=*")]:
+        remove_stale_temporaries(folder)  # left by a writer killed mid-write
     claims = state.claims(config.runtime.lease_s)
+    told: set[str] = set()  # drivers already named to on_wait
 
     def unmade() -> list[PlannedPrompt]:
         return [p for p in prompts if not state.has_set(p.set_id)]
@@ -72,6 +78,12 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
                     claims.release(planned.set_id)
                     continue
                 yield planned
+            elif on_wait is not None:
+                held = claims.holder(planned.set_id)
+                line = claims.blocker(planned.set_id)
+                if held and line and held["owner"] not in told:
+                    told.add(held["owner"])
+                    on_wait(line)
 
     if unmade():
         with claims.renewing(), (engine or open_engine(config)) as running:

@@ -43,7 +43,7 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
         log.info("%s: %s (%s; criterion %s; made by %s)", judged.planned.set_id, judged.decision, judged.reason,
                  judged.criterion, judged.made_by.get("worker", "?"))
 
-    paths = driver.make_sets(config, state, prompts, started_at, on_set=on_set)
+    paths = driver.make_sets(config, state, prompts, started_at, on_set=on_set, on_wait=log.warning)
     log.info("shards: %s", ", ".join(map(str, paths)))
     return paths
 
