@@ -29,14 +29,14 @@ BUILT = REPO / ".mora" / "models" / "tiny"
 @contextmanager
 def serving(command: list, port: int, log: Path, what: str) -> Iterator[str]:
     """An OpenAI-compatible server started by ``command`` on 127.0.0.1:``port`` (offline), yielding its URL
-    once /health answers (90 s at most), stopped afterwards."""
+    once /health answers (600 s at most: a bound for a busy machine, not a pace), stopped afterwards."""
     import httpx
 
     with open(log, "w") as out:
         proc = subprocess.Popen([str(c) for c in command], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
@@ -124,11 +124,11 @@ def start_label_studio(root: Path, tmp_path_factory):
 
     if not (LABEL_STUDIO_TEMPLATE / "credentials.json").exists():
         cold = tmp_path_factory.mktemp("ls-cold") / "data"
-        server.up(cold, port=free_port())
+        server.up(cold, port=free_port(), wait_s=900)  # its first migration: minutes on a busy machine
         server.down(cold)
         shutil.copytree(server.server_dir(cold), LABEL_STUDIO_TEMPLATE, ignore=shutil.ignore_patterns("server.*"))
     shutil.copytree(LABEL_STUDIO_TEMPLATE, server.server_dir(root))
-    return server.up(root, port=free_port())
+    return server.up(root, port=free_port(), wait_s=900)
 
 
 @pytest.fixture(scope="session", autouse=True)

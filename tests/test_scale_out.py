@@ -143,9 +143,8 @@ def test_workers_that_find_no_room_stop_the_round_in_one_line(cluster, tiny_conf
                 r"has that \(nodes offer: CPU 2, GPU 0; CPU 2, GPU 0\)")
     with pytest.raises(ConfigError, match=expected):
         RayEngine(config).__enter__()
-    for _ in range(100):  # the workers that did start are gone again
-        if ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]:
-            break
+    deadline = time.monotonic() + 120  # the workers that did start are gone again (a bound, not a pace)
+    while ray.available_resources().get("CPU") != ray.cluster_resources()["CPU"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"] == 4
 

@@ -38,9 +38,17 @@ STYLE = """
   .mora-head .lsf-richtext__container { padding: 0 !important; font-size: 14px; line-height: 1.35; }
   .mora-body { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 12px; align-items: start; }
   .mora-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 4px 10px; }
-  .mora-grid > div { min-width: 0; overflow: hidden; }
-  .mora-grid h4 { margin: 0 0 2px 0 !important; font-size: 14px !important; line-height: 18px !important; }
+  .mora-cell { min-width: 0; overflow: hidden; container-type: inline-size; }  /* no '>': Label Studio escapes it */
+  .mora-grid h3, .mora-grid h4 { margin: 0 0 2px 0 !important; font-size: 14px !important;
+                                 line-height: 18px !important; }
   .mora-grid .lsf-timeline__topbar { min-height: 0 !important; }
+  .mora-grid .lsf-timeline-controls, .mora-grid .lsf-seeker { min-width: 0 !important; width: 100% !important; }
+  @container (max-width: 520px) {
+    .lsf-timeline-controls__time, .lsf-frames-control { display: none !important; }
+  }
+  .mora-explorer-only { display: none; }
+  .lsf-label-view__lsf-wrapper_mode_explorer .mora-explorer-only { display: inline; }
+  .lsf-label-view__lsf-wrapper_mode_explorer .mora-stream-only { display: none; }
   .mora-side { font-size: 13px; }
   .mora-side .lsf-richtext__container { padding: 0 !important; font-size: 13px; line-height: 1.35; }
   .mora-side table { border-collapse: collapse; margin: 4px 0; font-size: 12px; }
@@ -69,7 +77,7 @@ def _choice(value: str, hotkey: str, label: str) -> str:
 def labeling_config(candidates: int = 4, rankings: bool = False) -> str:
     """The task's layout; ``rankings`` also asks for a full order of the candidates (Label Studio's Ranker)."""
     cells = "\n".join(
-        f'      <View><Header value="{key_of(i)} · {choice_name(i)}" size="4"/>'
+        f'      <View className="mora-cell"><Header value="{key_of(i)} · {choice_name(i)}" size="4"/>'
         f'<Video name="video_{i}" value="$video_{i}" frameRate="$fps" sync="{SYNC_GROUP}" muted="true" '
         f'height="{VIDEO_HEIGHT}"/></View>' for i in range(candidates))
     pairs = [(choice_name(i), key_of(i), f"<b>{choice_name(i)}</b>") for i in range(candidates)]
@@ -168,8 +176,10 @@ def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats
     brief = (f"<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
              f"{escape(wins(record['criterion']))}.{looped}</div>"
              f"{judges_table(record['judges'], len(video_urls))}"
-             f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; Skip leaves '
-             f"the set for later.</div>")
+             f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; '
+             f'<span class="mora-stream-only">Skip leaves the set for later.</span>'
+             f'<span class="mora-explorer-only">to leave the set for later, open another task: nothing is '
+             f"recorded (Skip is in the label stream, Label All Tasks).</span></div>")
     data = {"set_id": record["set_id"], "prompt": record["enhanced_prompt"], "original_prompt": record["prompt"],
             "criterion": f"Criterion: {criterion}", "judges": judges_text(record["judges"]),
             "iteration": record["iteration"], "fps": round(float(fps), 3), "head": head, "brief": brief,
