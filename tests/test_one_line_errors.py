@@ -21,6 +21,7 @@ from mora.datasets.shards import write_shards
 from mora.media import encode_mp4
 from tests.conftest import free_port, write_tiny_config
 from tests.test_cli import REPO, mora
+from tests.test_media_and_shards import _rows
 
 
 def bomb_png(path: Path, side: int = 30000) -> Path:
@@ -47,7 +48,7 @@ def _cases(tmp: Path, tiny_models: Path) -> dict[str, tuple[tuple[str, ...], dic
     offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf-home")}
     out = str(tmp / "out.mp4")
     shards = tmp / "shards"
-    write_shards([], shards, "tiny", 1, "r", 256)  # a dataset with one (empty) shard
+    write_shards(_rows(2), shards, "tiny", 1, "r", 256)  # a winner to export, pairs to write
     clip = tmp / "clip.mp4"
     clip.write_bytes(encode_mp4(np.zeros((9, 64, 64, 3), np.uint8), 8.0))
     return {

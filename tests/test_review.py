@@ -229,6 +229,18 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 
 
+def _signed_in(browser, login_url: str, email: str, password: str):
+    """A 1440x900 page signed in to Label Studio; every wait on it bounded by 120 s (a busy machine)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(120_000)
+    page.goto(login_url)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/user/login" not in url)
+    return page
+
+
 def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review):
     """Headless Debian Chromium (Playwright) at 1440x900, as a reviewer `add-reviewer` created."""
     from playwright.sync_api import sync_playwright
@@ -249,13 +261,7 @@ def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                      args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(120_000)  # a bound on each wait for the page, for a busy machine
-        page.goto(person.login_url)
-        page.fill("input[name=email]", person.email)
-        page.fill("input[name=password]", person.password)
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
+        page = _signed_in(browser, person.login_url, person.email, person.password)
         page.goto(f"{conn.url}/projects/{record['project_id']}/data?labeling=1")
         page.wait_for_function("document.querySelectorAll('video').length === 4")
         page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 2)")
@@ -334,18 +340,12 @@ def test_the_project_owner_opens_a_task_from_the_data_manager_in_chromium(review
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                      args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.set_default_timeout(120_000)  # a bound on each wait for the page, for a busy machine
-        page.goto(f"{conn.url}/user/login/")
-        page.fill("input[name=email]", admin["username"])
-        page.fill("input[name=password]", admin["password"])
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/user/login" not in url)
+        page = _signed_in(browser, f"{conn.url}/user/login/", admin["username"], admin["password"])
         page.goto(f"{conn.url}/projects/{project}/data")
         page.locator("[class*=row-wrapper]").first.click()  # a row of the table
         page.wait_for_function("document.querySelectorAll('video').length === 4 && "
                                "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)")
-        page.wait_for_function("document.querySelector('.mora-cell .lsf-seeker')")  # the players' controls drawn
+        page.wait_for_function("document.querySelectorAll('.mora-grid .lsf-seeker').length === 4")  # controls drawn
         assert page.locator(".lsf-label-view__lsf-wrapper_mode_explorer").count() == 1  # the Data Manager's view
         page.screenshot(path=str(ARTIFACTS / "review-task-data-manager.png"))
         checked = "[...document.querySelectorAll('.lsf-choice input')].map(c => c.checked)"
