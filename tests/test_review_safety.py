@@ -63,6 +63,12 @@ def test_label_studio_state_is_private_to_its_user(review):
     (folder / "data").chmod(0o755)
     server.up(review["root"], port=review["port"])
     assert server.exposed(folder) == []
+    state = folder / "server.json"
+    saved = state.read_text()
+    state.write_text(json.dumps({k: v for k, v in json.loads(saved).items() if k != "media_root"}))
+    with pytest.raises(server.ReviewServerError, match="started by an older mora"):  # one without the guard
+        server.up(review["root"], port=review["port"])
+    state.write_text(saved)
 
 
 def test_links_in_the_media_folder_are_never_served(review):
