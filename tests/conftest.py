@@ -52,7 +52,11 @@ def serving(command: list, port: int, log: Path, what: str) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=60)  # a bound for a busy machine
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:

@@ -39,7 +39,9 @@ def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_con
     took = time.monotonic() - start
     lines = [line for line in err.splitlines() if line.strip()]
     said = [line for line in lines if line.startswith("stopped:")]
-    assert took < 15, took
+    # by design it stops within GRACE_S + 3 s; the bound leaves room for a busy machine (that it stopped on the
+    # signal instead of finishing is asserted below: fewer than its 12 sets staged)
+    assert took < 45, took
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert len(said) == 1 and said[0] == lines[-1] and "run the same command to resume" in said[0], err[-3000:]
     assert "Traceback" not in err
