@@ -59,6 +59,9 @@ def serving(command: list, port: int, log: Path, what: str) -> Iterator[str]:
             proc.wait()
 
 
+SLOW_S = 120  # a bound on one answer of a test server: httpx gives up after 5 s, and a busy machine took longer
+
+
 def free_port() -> int:
     """A port nothing listens on now, for servers the tests start on 127.0.0.1."""
     with socket.socket() as s:

@@ -284,7 +284,7 @@ def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(
 
     import httpx
 
-    from tests.conftest import free_port
+    from tests.conftest import SLOW_S, free_port
 
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -315,7 +315,7 @@ def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(
         for answer in ({"action": "regenerate"}, {"action": "accept"}):
             deadline = time.monotonic() + 600
             while True:  # a pause not answered yet (the one just answered may still read PAUSED for a moment)
-                paused = [run for run in httpx.post(f"{api}/flow_runs/filter", json={
+                paused = [run for run in httpx.post(f"{api}/flow_runs/filter", timeout=SLOW_S, json={
                     "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}).json()
                     if run["state"]["id"] not in answered]
                 if paused:
@@ -323,7 +323,8 @@ def test_an_interactive_flow_pauses_for_a_person_and_resumes_with_their_answers(
                 assert runner.poll() is None, runner.stdout.read()[-3000:]
                 assert time.monotonic() < deadline, "the flow never paused"
                 time.sleep(0.3)
-            reply = httpx.post(f"{api}/flow_runs/{paused[0]['id']}/resume", json={"run_input": answer})
+            reply = httpx.post(f"{api}/flow_runs/{paused[0]['id']}/resume", json={"run_input": answer},
+                               timeout=SLOW_S)
             assert reply.status_code < 300, reply.text
             answered.add(paused[0]["state"]["id"])
         assert runner.wait(timeout=600) == 0, runner.stdout.read()[-3000:]

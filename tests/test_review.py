@@ -24,7 +24,7 @@ from mora.review.push import client_for, push, tasks_by_set
 from mora.review.server import ReviewServerError
 from mora.review.waiting import wait_until_decided
 from mora.training.data import ShardVideoDataset
-from tests.conftest import EVERY_SET_REVIEWED, free_port, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, SLOW_S, free_port, write_tiny_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -71,14 +71,15 @@ def test_pushing_makes_one_task_per_set_with_videos_and_the_judges_pick(review):
     settings = client.projects.get(id=project)
     assert settings.show_skip_button and not settings.show_collab_predictions  # Skip shown, nothing pre-selected
     assert "temporal coherence" in settings.expert_instruction
-    video = httpx.get(conn.url + task.data["video_0"], headers={"Authorization": f"Token {conn.token}"})
+    video = httpx.get(conn.url + task.data["video_0"], headers={"Authorization": f"Token {conn.token}"},
+                      timeout=SLOW_S)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"  # an mp4, served from the media root
     escape = httpx.get(conn.url + "/data/local-files/?d=../../../../etc/passwd",
-                       headers={"Authorization": f"Token {conn.token}"})
+                       headers={"Authorization": f"Token {conn.token}"}, timeout=SLOW_S)
     assert escape.status_code != 200
-    anonymous = httpx.get(conn.url + "/api/projects/")
+    anonymous = httpx.get(conn.url + "/api/projects/", timeout=SLOW_S)
     assert anonymous.status_code in (401, 403)
-    with httpx.Client(base_url=conn.url, follow_redirects=True) as browser:  # signup without an invite
+    with httpx.Client(base_url=conn.url, follow_redirects=True, timeout=SLOW_S) as browser:  # signup without an invite
         form = browser.get("/user/signup/")
         csrf = browser.cookies.get("csrftoken", "")
         browser.post("/user/signup/", data={"email": "intruder@x.org", "password": "intruder-pass-1",

@@ -17,7 +17,7 @@ from mora.review import server
 from mora.review.labeling import media_url
 from mora.review.pending import failed_dir, records, reviews_dir, update_record
 from mora.review.push import client_for, media_dir, push, remove_unsafe_media, write_media
-from tests.conftest import EVERY_SET_REVIEWED, start_label_studio, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, SLOW_S, start_label_studio, write_tiny_config
 from tests.test_cli import mora
 
 pytestmark = pytest.mark.slow
@@ -88,11 +88,11 @@ def test_links_in_the_media_folder_are_never_served(review):
     auth = {"Authorization": f"Token {conn.token}"}
     for name in ("passwd.mp4", "creds.mp4"):
         url = conn.url + "/data/local-files/?d=" + (media / name).relative_to(server.media_root(root)).as_posix()
-        served = httpx.get(url, headers=auth)
+        served = httpx.get(url, headers=auth, timeout=SLOW_S)
         assert served.status_code != 200 and b"root:" not in served.content and b"token" not in served.content
     task = next(t for t in client_for(conn).tasks.list(project=result.projects[1], fields="all")
                 if t.data["set_id"] == first["set_id"])
-    video = httpx.get(conn.url + task.data["video_1"], headers=auth)
+    video = httpx.get(conn.url + task.data["video_1"], headers=auth, timeout=SLOW_S)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"  # the real candidate, written again
     assert victim.is_file() and not victim.is_symlink()
     assert not any(p.is_symlink() for p in media.rglob("*"))
@@ -114,7 +114,7 @@ def test_links_planted_while_label_studio_runs_are_never_served(review):
     auth = {"Authorization": f"Token {conn.token}"}
     victim = served / unquote(task.data["video_1"].split("?d=", 1)[1])
     original = victim.read_bytes()
-    assert httpx.get(conn.url + task.data["video_1"], headers=auth).content == original
+    assert httpx.get(conn.url + task.data["video_1"], headers=auth, timeout=SLOW_S).content == original
     victim.unlink()
     victim.symlink_to(credentials)  # a candidate swapped for a link while the server runs
     (media / "passwd.mp4").symlink_to("/etc/passwd")
@@ -133,7 +133,7 @@ def test_links_planted_while_label_studio_runs_are_never_served(review):
         assert b"root:" not in answer.content, url
     victim.unlink()
     victim.write_bytes(original)  # a regular file again: served again
-    answer = httpx.get(conn.url + task.data["video_1"], headers={**auth, "Range": "bytes=0-99"})
+    answer = httpx.get(conn.url + task.data["video_1"], headers={**auth, "Range": "bytes=0-99"}, timeout=SLOW_S)
     assert answer.status_code == 206 and answer.content == original[:100]
     for name in ("passwd.mp4", "creds.mp4", "state", "hard.mp4", "pipe.mp4"):
         (media / name).unlink()
