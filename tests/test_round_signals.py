@@ -64,3 +64,42 @@ def test_the_signal_wakeup_fd_stays_open_for_the_life_of_the_process():
              "print('open', fd)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("open "), out.stderr[-2000:]
+
+
+def test_sigterm_stops_a_ray_round_in_one_line_with_exit_code_143(tiny_config_file, tmp_path):
+    """Ray's driver puts its own SIGTERM handlers in place (a SystemExit, and abseil's, which printed Ray's
+    stack and ended the process with SIGABRT, exit -6): the round's are taken back, and its local Ray
+    instance goes with it."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "mora.cli", "round", "--config", str(tiny_config_file),
+                             "--set", "prompts.count=12", "--set", "generation.num_frames=9",
+                             "--set", "runtime.engine=ray", "--set", "runtime.threads=1"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
+    deadline = time.monotonic() + 600
+    while not list(staged.glob("*/sets/*.parquet")):  # the Ray workers are making sets
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail("the round was still running 60 s after SIGTERM: " + err[-2000:])
+    lines = [line for line in err.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("stopped:")]
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert len(said) == 1 and said[0] == lines[-1] and "run the same command to resume" in said[0], err[-3000:]
+    assert "SIGTERM received" not in err and "Traceback" not in err, err[-3000:]
+    gone = time.monotonic() + 30
+    while time.monotonic() < gone:  # Ray's processes (raylet, agents, workers) end with the round
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("processes of the round outlived it by 30 s")
