@@ -16,10 +16,12 @@ from tests.test_cli import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_config_file, tmp_path):
+def _sigterm_mid_round(config, tmp_path, *sets: str) -> tuple[subprocess.Popen, str, float]:
+    """`mora round` on 12 prompts, SIGTERM once its first set is staged; the process, its stderr, and the
+    seconds from the signal to its end."""
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "mora.cli", "round", "--config", str(tiny_config_file),
-                             "--set", "prompts.count=12", "--set", "generation.num_frames=9"],
+    args = ["--set", "prompts.count=12", "--set", "generation.num_frames=9", *(a for s in sets for a in ("--set", s))]
+    proc = subprocess.Popen([sys.executable, "-m", "mora.cli", "round", "--config", str(config), *args],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
@@ -35,21 +37,37 @@ def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_con
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail("the round was still running 60 s after SIGTERM: " + err[-2000:])
-    took = time.monotonic() - start
+    return proc, err, time.monotonic() - start
+
+
+def _wait_until_gone(proc: subprocess.Popen, seconds: float = 30) -> None:
+    """Nothing of the round outlives it (its Prefect server, a Ray instance it started): its group empties."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"processes of the round outlived it by {seconds:g} s")
+
+
+def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_config_file, tmp_path):
+    proc, err, took = _sigterm_mid_round(tiny_config_file, tmp_path)
     lines = [line for line in err.splitlines() if line.strip()]
     said = [line for line in lines if line.startswith("stopped:")]
     assert took < 15, took
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert len(said) == 1 and said[0] == lines[-1] and "run the same command to resume" in said[0], err[-3000:]
     assert "Traceback" not in err
+    staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
     sets = sorted(staged.glob("*/sets/*.parquet"))
     assert 1 <= len(sets) < 12
     for path in sets:  # every staged set whole: four candidates each
         assert pq.read_table(path).num_rows == 4
     assert not list(staged.glob("*/complete.json"))
-    time.sleep(1)
-    with pytest.raises(ProcessLookupError):  # nothing of the round outlives it (its Prefect server included)
-        os.killpg(proc.pid, 0)
+    _wait_until_gone(proc)
 
 
 def test_the_signal_wakeup_fd_stays_open_for_the_life_of_the_process():
@@ -70,36 +88,10 @@ def test_sigterm_stops_a_ray_round_in_one_line_with_exit_code_143(tiny_config_fi
     """Ray's driver puts its own SIGTERM handlers in place (a SystemExit, and abseil's, which printed Ray's
     stack and ended the process with SIGABRT, exit -6): the round's are taken back, and its local Ray
     instance goes with it."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "mora.cli", "round", "--config", str(tiny_config_file),
-                             "--set", "prompts.count=12", "--set", "generation.num_frames=9",
-                             "--set", "runtime.engine=ray", "--set", "runtime.threads=1"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
-    deadline = time.monotonic() + 600
-    while not list(staged.glob("*/sets/*.parquet")):  # the Ray workers are making sets
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail("the round was still running 60 s after SIGTERM: " + err[-2000:])
+    proc, err, _ = _sigterm_mid_round(tiny_config_file, tmp_path, "runtime.engine=ray", "runtime.threads=1")
     lines = [line for line in err.splitlines() if line.strip()]
     said = [line for line in lines if line.startswith("stopped:")]
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert len(said) == 1 and said[0] == lines[-1] and "run the same command to resume" in said[0], err[-3000:]
     assert "SIGTERM received" not in err and "Traceback" not in err, err[-3000:]
-    gone = time.monotonic() + 30
-    while time.monotonic() < gone:  # Ray's processes (raylet, agents, workers) end with the round
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("processes of the round outlived it by 30 s")
+    _wait_until_gone(proc)  # Ray's processes (raylet, agents, workers) end with the round
