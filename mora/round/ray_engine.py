@@ -113,10 +113,11 @@ class RayEngine:
             # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
             names = [f"generator-{i}" for i in range(len(self.generators))] + [
                 f"judge-{i}" for i in range(len(self.judges))]
-            starting = {actor.pid.remote(): name for actor, name in zip(self.generators + self.judges, names,
-                                                                          strict=True)}
+            # a worker killed while it starts is waited for through its restart
+            starting = {self._standing(actor): name for actor, name in zip(self.generators + self.judges, names,
+                                                                         strict=True)}
             ready, waiting = ray.wait(list(starting), num_returns=len(starting), timeout=r.placement_timeout_s)
-            ray.get(ready)  # a worker whose setup failed raises its error here
+            ray.get(ready)  # a worker whose setup failed raises its error here (Ray restarts no failed setup)
             if waiting:
                 raise ConfigError(f"Ray workers {', '.join(starting[w] for w in waiting)} had not started after "
                                   f"runtime.ray.placement_timeout_s ({r.placement_timeout_s:g} s): "
