@@ -226,7 +226,7 @@ def main() -> None:
                       str(r["duplicated"]), f"{kills['generator']}/{kills['judge']}" if name == "soak" else "0/0",
                       str(trickling.trickled) if name == "soak" else "0", str(r["server_abstentions"]),
                       r["same_as_clean"], f"{run['seconds']:.0f}")
-    Console().print(table)
+    Console(width=200).print(table)  # a log file is no terminal: keep the columns whole
     for name, run in runs.items():
         for error in run["errors"]:
             print(f"{name}: {error}")
