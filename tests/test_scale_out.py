@@ -22,7 +22,7 @@ from ray.cluster_utils import Cluster
 from mora.config import ConfigError, load_config
 from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
-from mora.round import driver, steps
+from mora.round import driver, ray_engine, steps
 from mora.round.engines import LocalEngine
 from mora.round.placement import unplaceable
 from mora.round.ray_engine import RayEngine
@@ -125,6 +125,40 @@ def test_a_judge_worker_killed_mid_round_costs_one_sets_retry(cluster, tiny_conf
     paths = driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine, on_set=kill_once)
     assert killed and len(engine.given_again) == 1, engine.given_again  # one set's retry, not the round
     assert sorted(m["set_id"] for m in state.made()) == [f"p{i:05d}" for i in range(4)]  # each set made once
+    df = pd.read_parquet(paths[0])
+    assert len(df) == 16 and df.groupby("set_id").size().eq(4).all()
+
+
+def test_workers_killed_before_their_first_call_returns_are_waited_for_through_their_restart(
+        cluster, tiny_config_file, monkeypatch, tmp_path):
+    """kill -9 of each worker during the engine's first call to it, which tells that it stands (bench/soak.py
+    hit it: a kill in the first seconds of a round): the engine waits until Ray has restarted the worker,
+    and no set is lost or given again. The round used to fail at its start with ActorDiedError."""
+
+    class KilledOnFirstCall(ray_engine.StageWorker):  # defined here, so Ray ships the class itself to workers
+        def _first_call_dies(self) -> None:
+            try:  # one death per worker, as the OOM killer may deal it
+                os.close(os.open(tmp_path / f"{self.identity['worker']}.killed", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def pid(self) -> int:
+            self._first_call_dies()
+            return super().pid()
+
+        def process(self, *args):
+            self._first_call_dies()
+            return super().process(*args)
+
+    for name in ("StageWorker", "GenerateWorker", "JudgeWorker"):  # the one actor class, or one per stage
+        monkeypatch.setattr(ray_engine, name, KilledOnFirstCall, raising=False)
+    config = load_config(tiny_config_file, {**BASE, "prompts.count": "4", "runtime.engine": "ray"})
+    state, engine = RoundState(config), RayEngine(config)
+    paths = driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine)
+    assert sorted(p.name for p in tmp_path.glob("*.killed")) == ["generator-0.killed", "judge-0.killed"]
+    assert engine.given_again == []  # killed before any set was given to them: none lost, none given again
+    assert sorted(m["set_id"] for m in state.made()) == [f"p{i:05d}" for i in range(4)]
     df = pd.read_parquet(paths[0])
     assert len(df) == 16 and df.groupby("set_id").size().eq(4).all()
 

@@ -94,11 +94,6 @@ class OpenAIJudge(Judge):
         self.waited_s = 0.0  # this round (this judge's life): time its sets waited on servers that did not answer
         self._unanswered = False  # a request of the current set brought no answer
 
-    @property
-    def client(self) -> httpx.Client:
-        """The server the next request goes to."""
-        return self.pool.next()
-
     @classmethod
     def connect(cls, config: JudgeConfig, field: str = "judges") -> OpenAIJudge:
         """A judge on the configured servers, each probed once per process.
