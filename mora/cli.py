@@ -66,13 +66,14 @@ def round_cmd(
     from mora.config import ConfigError, command_overrides, load_config
     from mora.folders import writable_folder
     from mora.media import VideoError
-    from mora.preflight import preflight
+    from mora.preflight import check_judge_servers, preflight
 
     try:
         overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
         preflight(cfg)  # models, hub ids and device, before the flow run starts
         writable_folder(cfg.shards.root, "shards.root")
+        check_judge_servers(cfg)  # before prompt planning: a broken server would fail the round after it
     except ConfigError as exc:
         _fail(str(exc))
     overrides["iteration"] = str(cfg.iteration)  # `next`, resolved once: the flow makes this round

@@ -20,7 +20,7 @@ from mora.atomic import remove_stale_temporaries
 from mora.config import RoundConfig
 from mora.datasets.shards import data_dir, iteration_dir, write_parquet
 from mora.round.engines import open_engine
-from mora.round.stages import JudgedSet
+from mora.round.stages import JudgedSet, effective_threads
 from mora.round.state import PlannedPrompt, RoundState
 
 WAIT_S = 0.5  # how often a driver looks again at sets another driver holds
@@ -86,7 +86,9 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
                     on_wait(line)
 
     if unmade():
-        with claims.renewing(), (engine or open_engine(config)) as running:
+        engine = engine or open_engine(config)
+        engine.threads = state.threads(effective_threads(config.runtime))  # the count the round started with
+        with claims.renewing(), engine as running:
             while True:
                 for judged in running.run(claimed(), started_at):
                     set_id = judged.planned.set_id

@@ -14,7 +14,7 @@ from mora.datasets.contact_sheet import write_contact_sheets
 from mora.review.pending import record_pending
 from mora.round import driver, steps
 from mora.round.history import earlier_prompts
-from mora.round.stages import JudgedSet
+from mora.round.stages import JudgedSet, effective_threads
 from mora.round.state import PlannedPrompt, RoundState
 from mora.round.summary import summarize, summary_markdown
 
@@ -37,7 +37,11 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
     """Every unfinished set through the configured engine, staged and rolled into shards as it finishes."""
     log = get_run_logger()
     done = state.done_count()
-    log.info("%d of %d sets to make on the %s engine", len(prompts) - done, len(prompts), config.runtime.engine)
+    here = effective_threads(config.runtime)
+    threads = state.threads(here)
+    log.info("%d of %d sets to make on the %s engine with %d torch threads%s", len(prompts) - done, len(prompts),
+             config.runtime.engine, threads,
+             f" (the count this round started with; here it would be {here})" if threads != here else "")
 
     def on_set(judged: JudgedSet) -> None:
         log.info("%s: %s (%s; criterion %s; made by %s)", judged.planned.set_id, judged.decision, judged.reason,
