@@ -18,9 +18,11 @@ import pyarrow as pa
 
 from mora.config import RoundConfig
 from mora.datasets.shards import iteration_dir, write_parquet
+from mora.review.routing import RoutingPolicy, audit_draw
 from mora.round.engines import open_engine
 from mora.round.stages import JudgedSet
 from mora.round.state import PlannedPrompt, RoundState
+from mora.round.steps import round_seed
 
 WAIT_S = 0.5  # how often a driver looks again at sets another driver holds
 
@@ -56,9 +58,19 @@ class RollingShards:
         return [self.write_ready(part) for part in range(self.parts)]
 
 
+def route(config: RoundConfig, policy: RoutingPolicy, judged: JudgedSet) -> JudgedSet:
+    """The judged set decided by the round's routing policy; its audit coin comes from its seed."""
+    draw = audit_draw(round_seed(config, "audit", judged.planned.index))
+    judged.rows = policy.route(judged.rows, config.iteration, draw)
+    judged.decision, judged.reason = judged.rows[0]["decision"], judged.rows[0]["decision_reason"]
+    return judged
+
+
 def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPrompt], started_at: datetime,
-              engine=None, on_set: Callable[[JudgedSet], None] | None = None) -> list[Path]:
-    """Every set of the round made exactly once (with other drivers of the round), then its shard paths."""
+              engine=None, on_set: Callable[[JudgedSet], None] | None = None,
+              policy: RoutingPolicy | None = None) -> list[Path]:
+    """Every set of the round made exactly once (with other drivers of the round), then its shard paths.
+    ``policy`` routes each judged set before it is staged (None: the judges' decision as it is)."""
     shards = RollingShards(config, state, prompts)
     claims = state.claims(config.runtime.lease_s)
 
@@ -77,6 +89,8 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
         with claims.renewing(), (engine or open_engine(config)) as running:
             while True:
                 for judged in running.run(claimed(), started_at):
+                    if policy is not None:
+                        judged = route(config, policy, judged)
                     set_id = judged.planned.set_id
                     state.record_made(set_id, claims.owner, judged.made_by)
                     state.save_set(set_id, judged.rows)
