@@ -205,11 +205,15 @@ def _median(values: list[float]) -> float:
 
 def _dawid_skene(labels: list[tuple[str, str, int]]) -> tuple[dict[str, float], dict[str, int]]:
     """Per annotator: the expected number of its labels that are the hidden best, and how many it gave."""
+    import warnings
+
     import pandas as pd
     from crowdkit.aggregation import OneCoinDawidSkene
 
     frame = pd.DataFrame(labels, columns=["task", "worker", "label"])
-    probas = OneCoinDawidSkene(n_iter=100, tol=1e-6).fit(frame).probas_
+    with warnings.catch_warnings():  # crowd-kit 1.4.2 uses pandas keywords pandas 3 deprecates; not ours to change
+        warnings.filterwarnings("ignore", module="crowdkit")
+        probas = OneCoinDawidSkene(n_iter=100, tol=1e-6).fit(frame).probas_
     rows = probas.index.get_indexer(frame["task"])
     cols = probas.columns.get_indexer(frame["label"])
     frame["right"] = probas.to_numpy()[rows, cols]

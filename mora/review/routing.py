@@ -23,6 +23,8 @@ the round falls back to ``agreement`` and says why.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import random
 from dataclasses import asdict, dataclass
@@ -73,6 +75,18 @@ class Certificate:
         return f"no threshold certifies {goal} on {self.calibration} audited human decisions"
 
 
+@functools.cache
+def most_misses(n: int, target: float, confidence: float) -> int:
+    """The most of ``n`` calibration sets above a threshold that may disagree with people while it still
+    certifies (-1: none may, or ``n`` is too small)."""
+    from scipy.stats import binom
+
+    misses = int(binom.ppf(1 - confidence, n, 1 - target)) if n else -1
+    while misses >= 0 and binom.cdf(misses, n, 1 - target) > 1 - confidence:
+        misses -= 1
+    return misses
+
+
 def threshold_grid(pool_scores: list[float], calibration: int, target: float, confidence: float) -> list[float]:
     """Thresholds to test, in order, read off the scores of the sets outside the calibration sample.
 
@@ -87,6 +101,7 @@ def threshold_grid(pool_scores: list[float], calibration: int, target: float, co
     if calibration < needed(target, confidence) or not pool_scores:
         return []
     ordered = sorted(pool_scores, reverse=True)
+    descending = [-v for v in ordered]  # ascending, for bisect
     prefix = [0.0]
     for value in ordered:
         prefix.append(prefix[-1] + value)
@@ -97,11 +112,9 @@ def threshold_grid(pool_scores: list[float], calibration: int, target: float, co
         threshold = ordered[count - 1]
         if candidates and threshold >= candidates[-1][0]:
             continue
-        above = sum(1 for v in ordered if v >= threshold)
+        above = bisect.bisect_right(descending, -threshold)  # scores >= threshold
         n = round(calibration * above / len(ordered))
-        misses = int(binom.ppf(1 - confidence, n, 1 - target))  # the most misses that can still certify
-        while misses >= 0 and binom.cdf(misses, n, 1 - target) > 1 - confidence:
-            misses -= 1
+        misses = most_misses(n, target, confidence)
         power = float(binom.cdf(misses, n, 1 - prefix[above] / above)) if misses >= 0 else 0.0
         candidates.append((threshold, power))
     start = max(range(len(candidates)), key=lambda i: candidates[i][1])
@@ -112,7 +125,7 @@ def certify(scores: list[float], matches: list[bool], grid: list[float], target:
             confidence: float) -> Certificate:
     """Fixed-sequence testing over ``grid`` (strictest first) on the calibration sets' scores and whether
     people chose the candidate the rule would accept."""
-    from scipy.stats import beta, binom
+    from scipy.stats import beta
 
     delta = 1 - confidence
     cert = Certificate(target=target, confidence=confidence, calibration=len(scores), needed=needed(target, confidence))
@@ -120,7 +133,7 @@ def certify(scores: list[float], matches: list[bool], grid: list[float], target:
         inside = [m for s, m in zip(scores, matches, strict=True) if s >= threshold]
         n, misses = len(inside), len(inside) - sum(inside)
         cert.tested += 1
-        if n == 0 or binom.cdf(misses, n, 1 - target) > delta:
+        if misses > most_misses(n, target, confidence):  # the binomial test: P(Bin(n, 1 - target) <= misses) > delta
             break
         cert.threshold, cert.accepted, cert.misses = threshold, n, misses
     if cert.certified:
