@@ -242,3 +242,18 @@ def test_the_round_id_ignores_the_routing_settings(tiny_config_file):
     assert routed.review.routing == RELIABILITY and plain.round_id == routed.round_id
     with pytest.raises(ValueError, match="review.target_precision"):
         load_config(tiny_config_file, {"review.target_precision": "1.5"})
+
+
+def test_ppi_interval_is_ppi_pythons():
+    # reference: ppi-python 0.2.3's ppi_mean_ci(y, f, rest, alpha=0.05) on these inputs (the package itself is not a
+    # dependency: it installs a top-level `tests` package over ours)
+    import numpy as np
+
+    from mora.review.precision import ppi_mean
+
+    rng = np.random.default_rng(0)
+    for n, big, low, high in ((40, 500, 0.408016, 0.674277), (200, 3000, 0.437615, 0.555727)):
+        f = rng.random(n)
+        y = (rng.random(n) < f).astype(float)
+        estimate, half = ppi_mean(list(zip(y, f, strict=True)), list(rng.random(big)))
+        assert (estimate - half, estimate + half) == pytest.approx((low, high), abs=1e-6)

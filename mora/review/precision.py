@@ -2,16 +2,18 @@
 
 Precision is measured on the audited sets: accepted ones drawn at random before judging and decided by
 people all the same. A set agrees when people chose the candidate the rule accepted; rejecting every
-candidate disagrees. With ``MIN_PPI`` audited decisions or more, prediction-powered inference (PPI++,
-``ppi-python``'s power-tuned ``ppi_mean_ci``) adds the other accepted sets: the reliability model's
-predicted agreement over all of them, corrected by its error on the audited ones; a model that predicts
-badly is tuned away and the interval is the audited sets' own. Below ``MIN_PPI`` (the interval is a
-normal approximation) it is the audited sets' Wilson interval; with none, precision is not measured.
+candidate disagrees. With ``MIN_PPI`` audited decisions or more, prediction-powered inference adds the
+other accepted sets (PPI++ for a mean, Angelopoulos, Duchi & Zrnic, arXiv 2311.01453): the reliability
+model's predicted agreement over the unaudited sets, corrected by its error on the audited ones, with the
+power-tuning weight that minimises the variance; a model that predicts badly is tuned away and the
+interval is the audited sets' own. Below ``MIN_PPI`` (the interval is a normal approximation) it is the
+audited sets' Wilson interval; with none, precision is not measured. (``ppi-python`` computes the same
+interval but installs a top-level ``tests`` package that shadows ours, so the few lines live here.)
 """
 
 from __future__ import annotations
 
-from mora.datasets.agreement import wilson
+from mora.datasets.agreement import Z95, wilson
 from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW
 from mora.review.reliability import ReliabilityModel, SetEvidence
 
@@ -45,15 +47,25 @@ def precision(labelled: list[tuple[float, float]], unlabelled: list[float]) -> t
     if n < MIN_PPI or not unlabelled:
         low, high = wilson(round(agreed), n)
         return agreed / n, low, high, "audited (Wilson)"
-    import numpy as np
-    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+    estimate, half = ppi_mean(labelled, unlabelled)
+    return min(max(estimate, 0.0), 1.0), max(estimate - half, 0.0), min(estimate + half, 1.0), "PPI++"
 
-    y = np.array([y for y, _ in labelled], dtype=float)
-    yhat = np.array([p for _, p in labelled], dtype=float)
+
+def ppi_mean(labelled: list[tuple[float, float]], unlabelled: list[float], z: float = Z95) -> tuple[float, float]:
+    """PPI++ estimate of a mean and its interval's half-width: ``mean(y - lam f) + lam mean(f~)``, the
+    weight ``lam = cov(y, f) / ((1 + n / N) var(f, f~))`` clipped to [0, 1], its variance
+    ``var(y - lam f) / n + lam^2 var(f~) / N`` (ppi-python's ``ppi_mean_ci`` with its defaults)."""
+    import numpy as np
+
+    y = np.array([a for a, _ in labelled], dtype=float)
+    f = np.array([p for _, p in labelled], dtype=float)
     rest = np.array(unlabelled, dtype=float)
-    estimate = float(np.ravel(ppi_mean_pointestimate(y, yhat, rest))[0])
-    low, high = (float(np.ravel(v)[0]) for v in ppi_mean_ci(y, yhat, rest, alpha=0.05))
-    return min(max(estimate, 0.0), 1.0), max(low, 0.0), min(high, 1.0), "PPI++"
+    n, big = len(y), len(rest)
+    spread = np.var(np.concatenate([f, rest]), ddof=1)
+    lam = float(np.clip(np.cov(y, f, ddof=0)[0, 1] / ((1 + n / big) * spread), 0, 1)) if spread > 0 else 0.0
+    estimate = float(np.mean(y - lam * f) + lam * np.mean(rest))
+    variance = np.var(y - lam * f) / n + lam ** 2 * np.var(rest) / big
+    return estimate, float(z * np.sqrt(variance))
 
 
 def routing_table(sets: list[SetEvidence], model: ReliabilityModel) -> list[dict]:
