@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
+from mora.cli_dataset import export_cmd, judges_cmd, migrate_cmd, pairs_cmd, publish_cmd
 from mora.cli_env import flow_settings, prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
@@ -32,6 +32,7 @@ dataset_app.command("pairs")(pairs_cmd)
 dataset_app.command("judges")(judges_cmd)
 dataset_app.command("export")(export_cmd)
 dataset_app.command("publish")(publish_cmd)
+dataset_app.command("migrate")(migrate_cmd)
 console = Console()
 errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 

@@ -113,3 +113,32 @@ def test_roots_in_the_old_layout_are_migrated_and_recorded_shard_paths_still_res
     sets = list(stream_sets(tmp_path, "d"))
     assert [(s.iteration, len(s.rows)) for s in sets] == [(1, 4)] * 3 + [(2, 4)] * 2
     assert [r["candidate_index"] for r in sets[1].rows] == [0, 1, 2, 3]
+
+
+def test_shards_of_schema_3_are_read_as_they_are_and_migrate_to_the_current_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mora.datasets.facts import dataset_facts
+    from mora.datasets.sets import stream_sets
+    from mora.datasets.shards import iteration_dir, migrate_shards
+
+    v3 = SCHEMA.remove(SCHEMA.get_field_index("routing"))  # what rounds wrote before review routing
+    old = iteration_dir(tmp_path, "d", 1) / "part-r-it001-x-00000.parquet"
+    old.parent.mkdir(parents=True)
+    rows = [r | {"schema_version": 3} for r in _rows()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=v3), old)
+    write_shards(_rows(round_id="r-it002-x"), tmp_path, "d", 2, "r-it002-x", max_rows=100)  # today's schema
+    assert [s.first["routing"] for s in stream_sets(tmp_path, "d")] == [None] * 6  # read with the current schema
+    assert [r["rule"] for r in dataset_facts(tmp_path, "d").routing] == ["agreement"] * 3  # 1, 2 and all
+    before = pq.read_table(old).to_pylist()
+    assert migrate_shards(tmp_path, "d") == [old]
+    assert pq.read_schema(old).remove_metadata().equals(SCHEMA)
+    migrated = pq.read_table(old).to_pylist()
+    assert [r["schema_version"] for r in migrated] == [SCHEMA_VERSION] * 12
+    assert [r["routing"] for r in migrated] == [None] * 12
+    assert [{k: v for k, v in r.items() if k not in ("routing", "schema_version")} for r in migrated] == \
+        [{k: v for k, v in r.items() if k != "schema_version"} for r in before]
+    df = pd.read_parquet(tmp_path / "d" / "data")  # one schema across the root now
+    assert "routing" in df.columns and len(df) == 24
+    assert migrate_shards(tmp_path, "d") == []
