@@ -39,7 +39,9 @@ from mora.review.routing import AGREEMENT, RELIABILITY, Certificate, RoutingPoli
 from mora.review.settings import ReviewConfig  # noqa: E402
 from mora.review.simulation import Scenario, people_decide, simulate_set  # noqa: E402
 
-CHANCE, MIXED = (0.3, 0.3), (0.65, 0.6)
+CHANCE = (0.3, 0.3)
+KEYS = ["visual_clarity", "object_consistency", "temporal_coherence", "narrative_coherence", "colour_lighting",
+        "realism", "content_relevance", "aesthetic_quality", "noise_artifacts", "motion_smoothness"]  # the paper's ten
 SCENARIOS = {s.name: s for s in [
     # uneven: each judge is strong where the other is weak, two criteria where both are near chance (and
     # fall for the same decoy), one where a judge is nearly always right
@@ -51,21 +53,11 @@ SCENARIOS = {s.name: s for s in [
              shared={"noise_artifacts": 0.5, "motion_smoothness": 0.5}),
     # both judges fairly good, but when both are wrong they mostly fall for the same decoy (a flashy candidate
     # people do not like): agreement is worth less than independent judges would make it
-    Scenario("shared-decoys", dict.fromkeys(["visual_clarity", "object_consistency", "temporal_coherence",
-                                             "narrative_coherence", "colour_lighting", "realism", "content_relevance",
-                                             "aesthetic_quality", "noise_artifacts", "motion_smoothness"], (0.6, 0.6)),
-             shared=dict.fromkeys(["visual_clarity", "object_consistency", "temporal_coherence",
-                                   "narrative_coherence", "colour_lighting", "realism", "content_relevance",
-                                   "aesthetic_quality", "noise_artifacts", "motion_smoothness"], 0.9)),
-    # both judges middling everywhere, their errors often shared: little is certifiable
-    Scenario("weak", dict.fromkeys(["visual_clarity", "object_consistency", "temporal_coherence", "realism",
-                                    "aesthetic_quality"], MIXED) | dict.fromkeys(
-        ["narrative_coherence", "colour_lighting", "content_relevance", "noise_artifacts", "motion_smoothness"],
-        CHANCE), shared=dict.fromkeys(["noise_artifacts", "motion_smoothness", "realism"], 0.6)),
+    Scenario("shared-decoys", dict.fromkeys(KEYS, (0.6, 0.6)), shared=dict.fromkeys(KEYS, 0.9)),
 ]}
 # (scenario, target): the first is the headline (the last line); "matched" certifies the precision the paper's
 # rule has there, so the two rules are compared at equal precision
-CASES = [("uneven", "matched"), ("uneven", "0.9"), ("shared-decoys", "0.9"), ("weak", "matched")]
+CASES = [("uneven", "matched"), ("uneven", "0.9"), ("shared-decoys", "0.9")]
 
 
 @dataclass
@@ -156,8 +148,8 @@ def run_scenario(scenario: Scenario, args, review: ReviewConfig) -> dict[str, Ar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100, help="simulated runs per scenario")
-    parser.add_argument("--history", type=int, default=4000, help="sets decided under the paper's rule first")
-    parser.add_argument("--sets", type=int, default=4000, help="fresh sets routed per run")
+    parser.add_argument("--history", type=int, default=8000, help="sets decided under the paper's rule first")
+    parser.add_argument("--sets", type=int, default=3000, help="fresh sets routed per run")
     parser.add_argument("--audit-share", type=float, default=0.05)
     parser.add_argument("--cases", nargs="*", default=[f"{name}@{target}" for name, target in CASES],
                         help="SCENARIO@TARGET: a precision, or 'matched' (the paper's rule's, rounded up)")
@@ -171,7 +163,7 @@ def main() -> None:
     for col in ("scenario", "target", "rule", "review load", "accepted", "precision vs people [95% Wilson]",
                 "runs certified", "runs holding target", "threshold (median)"):
         table.add_column(col)
-    headline = None
+    headline, verdicts, ok = None, [], True
     start = time.perf_counter()
     for case in args.cases:
         name, wanted = case.split("@")
@@ -188,13 +180,27 @@ def main() -> None:
                           f"{arm.accepted / arm.sets:.3f}", precision, f"{arm.certified}/{arm.runs}",
                           f"{arm.held}/{arm.certified}" if arm.certified else "-",
                           f"{median:.3f}" if median is not None else "-")
+        held = arms["reliability"]
+        if held.certified:
+            share = held.held / held.certified
+            verdicts.append(f"{case}: the certified precision held in {held.held} of {held.certified} certified runs "
+                            f"({share:.1%}; the guarantee: at least 95%)")
+            ok = ok and share >= 0.95
+        loose = arms["uncalibrated"]
+        verdicts.append(f"{case}: without certification (accept at probability >= target) the target held in "
+                        f"{loose.held} of {loose.certified} runs")
         if headline is None:
             agree, rel = arms["agreement"], arms["reliability"]
             headline = (rel.sent / rel.sets) / (agree.sent / agree.sets), \
                 rel.matches / max(rel.accepted, 1) - agree.matches / max(agree.accepted, 1)
-    Console().print(table)
-    print(f"{time.perf_counter() - start:.0f} s (shared machine)")
-    print(f"review_load_ratio={headline[0]:.3f} precision_delta={headline[1]:+.3f}")
+    Console(width=200).print(table)
+    print(f"{time.perf_counter() - start:.0f} s on a shared machine")
+    for line in verdicts:
+        print(line)
+    ratio, delta = headline
+    ok = ok and ratio <= 0.5 and delta >= -0.01
+    print(f"review_load_ratio={ratio:.3f} precision_delta={delta:+.3f}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
