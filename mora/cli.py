@@ -278,7 +278,8 @@ def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | No
                      "reviews/failed/)", soft_wrap=True, highlight=False)
     open_tasks = len(records(root, dataset, "pushed"))
     console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already; "
-                  f"{open_tasks} tasks await reviewers")
+                  f"{open_tasks} tasks await reviewers, audits first, then by what an answer would teach"
+                  + (f" ({result.reprioritized} open tasks reordered)" if result.reprioritized else ""))
     for iteration, project in sorted(result.projects.items()):
         console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
     if open_tasks and not result.projects:

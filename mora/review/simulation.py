@@ -11,7 +11,7 @@ the best with their own accuracy. Sets come out as shard rows (the paper's decis
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from mora.judges.verdict import JudgeRanking, decide
 
@@ -70,7 +70,9 @@ def simulate_set(scenario: Scenario, set_id: str, rng: random.Random) -> Simulat
     decision = decide(rankings)
     reviewer = rng.choice(sorted(scenario.reviewers))
     people = best if rng.random() < scenario.reviewers[reviewer] else rng.choice([c for c in range(k) if c != best])
-    judges = [r.to_row() for r in rankings]  # one list for the set's rows, as a shard read gives them
+    # the rows' judges as JudgeRanking.to_row gives them, without its deep copies (the simulation's hot spot);
+    # one list for the set's rows, as a shard read gives them
+    judges = [{f.name: getattr(r, f.name) for f in fields(r)} for r in rankings]
     rows = [{"set_id": set_id, "candidate_index": c, "gate_failures": [], "criterion": criterion, "judges": judges,
              "decision": decision.decision, "decision_source": "judges", "decision_reason": decision.reason,
              "selected": decision.decision == "accepted" and decision.winner == c, "review": None, "routing": None}
