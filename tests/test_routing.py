@@ -245,8 +245,8 @@ def test_the_round_id_ignores_the_routing_settings(tiny_config_file):
 
 
 def test_ppi_interval_is_ppi_pythons():
-    # reference: ppi-python 0.2.3's ppi_mean_ci(y, f, rest, alpha=0.05) on these inputs (the package itself is not a
-    # dependency: it installs a top-level `tests` package over ours)
+    # reference: ppi-python 0.2.3's ppi_mean_ci(y, f, rest, alpha=0.05) on these inputs, run in a virtualenv of its
+    # own (the package is not a dependency: it installs a top-level `tests` package over ours)
     import numpy as np
 
     from mora.review.precision import ppi_mean
@@ -257,3 +257,27 @@ def test_ppi_interval_is_ppi_pythons():
         y = (rng.random(n) < f).astype(float)
         estimate, half = ppi_mean(list(zip(y, f, strict=True)), list(rng.random(big)))
         assert (estimate - half, estimate + half) == pytest.approx((low, high), abs=1e-6)
+
+
+def test_ppi_interval_covers_the_truth_and_is_narrower_only_when_predictions_inform():
+    # accepted sets of two kinds (people agree with 97% or 30% of them); the model predicts each set's agreement
+    # with a little noise, or not at all. Either way the 95% interval covers the true precision about 95% of the
+    # time; informative predictions narrow it against the audited sets' own Wilson interval, useless ones cost nothing
+    import numpy as np
+
+    from mora.datasets.agreement import wilson
+    from mora.review.precision import ppi_mean
+
+    rng, truth, n, big, draws = np.random.default_rng(0), 0.8 * 0.97 + 0.2 * 0.3, 300, 3000, 1000
+    for informative, narrower in ((True, 0.8), (False, 1.02)):
+        covered, ppi_width, wilson_width = 0, 0.0, 0.0
+        for _ in range(draws):
+            p = np.where(rng.random(n + big) < 0.8, 0.97, 0.3)
+            f = np.clip(p + rng.normal(0, 0.05, n + big), 0, 1) if informative else rng.random(n + big)
+            y = (rng.random(n) < p[:n]).astype(float)
+            estimate, half = ppi_mean(list(zip(y, f[:n], strict=True)), list(f[n:]))
+            covered += estimate - half <= truth <= estimate + half
+            low, high = wilson(int(y.sum()), n)
+            ppi_width, wilson_width = ppi_width + 2 * half, wilson_width + high - low
+        assert covered / draws >= 0.92, (informative, covered)
+        assert ppi_width / wilson_width <= narrower, (informative, ppi_width / wilson_width)
