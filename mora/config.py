@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mora.review.settings import ReviewConfig
+
 
 class ConfigError(ValueError):
     """A one-line message that names the field and the fix."""
@@ -389,6 +391,7 @@ class RoundConfig(_Strict):
     generation: GenerationConfig
     judges: list[JudgeConfig] = Field(min_length=2, max_length=2)
     gates: GateConfig = GateConfig()
+    review: ReviewConfig = ReviewConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     procedures: ProcedureConfig = ProcedureConfig()
@@ -406,11 +409,12 @@ class RoundConfig(_Strict):
         """Identifies what a round makes: the same config resumes the same round.
 
         Training, evaluation and single-video procedure settings make no candidates, so they are left
-        out, and so are the engine and its workers (every engine makes the same rows); so are fields
+        out, and so are the engine and its workers (every engine makes the same rows) and the review
+        routing (a round freezes its routing policy when it starts, ``mora.review.routing``); so are fields
         still at the value rounds had before the field existed, which keeps those rounds' ids.
         """
         data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
-                                                     "eval": True, "procedures": True,
+                                                     "eval": True, "procedures": True, "review": True,
                                                      "runtime": {"engine", "ray", "lease_s"}})
         for section, key, before in _ADDED_LATER:
             if data[section][key] == before:
