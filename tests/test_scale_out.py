@@ -231,6 +231,26 @@ def test_two_flow_runs_of_one_round_make_each_set_once(cluster, tiny_config_file
     assert len(_shards(config)) == 16
 
 
+def test_a_round_without_an_address_starts_its_own_ray_beside_another_on_the_machine(cluster, tiny_config_file):
+    """Without runtime.ray.address a round starts a local instance. ray.init without an address joins any Ray
+    it finds running on the machine (another user's, another test's) and then refused num_cpus: the round
+    failed with a ValueError from inside Ray."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, ray\n"
+             "from mora.config import load_config\n"
+             "from mora.round.ray_engine import connect\n"
+             "started = connect(load_config(sys.argv[1], {'runtime.engine': 'ray'}))\n"
+             "print(started, ray.get_runtime_context().gcs_address)\n"
+             "ray.shutdown()\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(tiny_config_file)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    started, address = out.stdout.split()[-2:]
+    assert started == "True" and address != cluster.address
+
+
 def test_the_local_engine_is_the_same_stages_in_a_loop(tiny_config_file):
     config = load_config(tiny_config_file, {**BASE, "prompts.count": "1"})
     planned = _plan(config)

@@ -64,8 +64,8 @@ def connect(config: RoundConfig) -> bool:
     kwargs = {"runtime_env": r.runtime_env or None, "include_dashboard": False, "log_to_driver": False}
     if r.address:
         ray.init(address=r.address, **kwargs)
-    else:
-        ray.init(num_cpus=local_cpus(r), **kwargs)
+    else:  # "local": a new instance even where another Ray runs on this machine (ray.init would join it)
+        ray.init(address="local", num_cpus=local_cpus(r), **kwargs)
     reclaim_sigterm()  # SIGTERM stops the round in one line (exit 143), not through Ray's handlers (SIGABRT)
     return True
 
