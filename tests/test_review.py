@@ -377,16 +377,16 @@ def test_the_project_owner_opens_a_task_from_the_data_manager_in_chromium(review
         browser.close()
 def test_audits_reach_reviewers_first_and_every_task_says_why_it_is_there(review):
     root, dataset, conn = review["root"], review["dataset"], review["conn"]
-    config, overrides = str(review["config"]), review["overrides"] | {"iteration": "5"}
+    config, overrides = str(review["config"]), review["overrides"] | {"iteration": "6"}
     dataset_round(config, overrides)  # the judges disagree on every set
     one_model = load_config(review["config"]).judges[0].model.id  # both judges on one model: they always agree
     agreeing = {"seed": "1", "judges.1.model.id": one_model, "judges.1.family": "llava-onevision"}
     dataset_round(config, overrides | agreeing | {"review.audit_share": "1"})  # every accepted set audited
-    fresh = [r for r in records(root, dataset) if r["iteration"] == 5]
+    fresh = [r for r in records(root, dataset) if r["iteration"] == 6]
     assert sorted(r["audit"] for r in fresh) == [False] * 3 + [True] * 3
     result = push(conn, root, dataset)
     client = client_for(conn)
-    project = result.projects[5]
+    project = result.projects[6]
     tasks = sorted(client.tasks.list(project=project, fields="all"), key=lambda t: t.id)
     assert [t.data["priority"] for t in tasks][:3] == [2.0] * 3  # imported first: the default order is by id
     assert all(t.data["why"].startswith("Audit: the judges accepted candidate_") for t in tasks[:3])
