@@ -8,6 +8,7 @@ its sets by the certified threshold.
 
 import json
 import random
+import re
 
 import pandas as pd
 import pytest
@@ -18,7 +19,9 @@ from mora.datasets.shards import data_dir, write_shards
 from mora.flows.round import dataset_round
 from mora.judges.criteria import CRITERIA
 from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW
+from mora.reports.html import reports_dir
 from mora.review.pending import reviews_dir
+from mora.review.precision import COLUMNS as ROUTING_COLUMNS
 from mora.review.routing import AGREEMENT, RELIABILITY, RoutingPolicy
 from mora.review.simulation import Scenario, people_decide, simulate_set
 from mora.round.state import RoundState
@@ -92,7 +95,16 @@ def test_a_round_after_enough_audited_decisions_routes_by_the_certified_threshol
     assert summary["accepted_by_reliability"] == sets.decision.eq(ACCEPTED).sum()
     assert summary["needs_review"] == sets.decision.eq(NEEDS_REVIEW).sum() == summary["pending_reviews"]
     card = (data_dir(cfg.shards.root, cfg.shards.dataset).parent / "README.md").read_text()
-    first = next(line for line in card.splitlines() if line.startswith("| 1 | agreement | 3000 |"))
-    assert "PPI++" in first  # iteration 1: precision of the paper's rule from its 10% audits, with an interval
-    assert "| 2 | reliability | 4 |" in card
+    cells = [line.strip("| ").split(" | ") for line in card.splitlines() if line.startswith("| 1 | agreement | 3000 |")]
+    report = (reports_dir(cfg.shards.root, cfg.shards.dataset) / "index.html").read_text()
+    cells += [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", report)
+              if re.match(r'<td class="l">1</td><td class="l">agreement</td><td[^>]*>3000<', row)]
+    assert len(cells) == 2  # iteration 1 in the card and in the report: the paper's rule, measured by its audits
+    for row in cells:
+        shown = dict(zip(ROUTING_COLUMNS, row, strict=True))
+        assert shown["method"] == "PPI++" and int(shown["audited_decided"]) >= 30
+        assert float(shown["low"]) < float(shown["precision"]) < float(shown["high"]) <= 1
+        assert float(shown["review_load"]) == pytest.approx(int(shown["to_people"]) / 3000, abs=1e-3)
+        assert 0 < float(shown["review_load"]) < 1
+    assert "| 2 | reliability | 4 |" in card and '<td class="l">2</td><td class="l">reliability</td>' in report
     assert "| llava-onevision | visual_clarity |" in card  # judges x criteria as the model measures them
