@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
+from mora.cli_dataset import export_cmd, judges_cmd, migrate_cmd, pairs_cmd, publish_cmd
 from mora.cli_env import flow_settings, prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
@@ -32,6 +32,7 @@ dataset_app.command("pairs")(pairs_cmd)
 dataset_app.command("judges")(judges_cmd)
 dataset_app.command("export")(export_cmd)
 dataset_app.command("publish")(publish_cmd)
+dataset_app.command("migrate")(migrate_cmd)
 console = Console()
 errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 
@@ -66,13 +67,14 @@ def round_cmd(
     from mora.config import ConfigError, command_overrides, load_config
     from mora.folders import writable_folder
     from mora.media import VideoError
-    from mora.preflight import preflight
+    from mora.preflight import check_judge_servers, preflight
 
     try:
         overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
         preflight(cfg)  # models, hub ids and device, before the flow run starts
         writable_folder(cfg.shards.root, "shards.root")
+        check_judge_servers(cfg)  # before prompt planning: a broken server would fail the round after it
     except ConfigError as exc:
         _fail(str(exc))
     overrides["iteration"] = str(cfg.iteration)  # `next`, resolved once: the flow makes this round
@@ -291,7 +293,8 @@ def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | No
                      "reviews/failed/)", soft_wrap=True, highlight=False)
     open_tasks = len(records(root, dataset, "pushed"))
     console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already; "
-                  f"{open_tasks} tasks await reviewers")
+                  f"{open_tasks} tasks await reviewers, audits first, then by what an answer would teach"
+                  + (f" ({result.reprioritized} open tasks reordered)" if result.reprioritized else ""))
     for iteration, project in sorted(result.projects.items()):
         console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
     if open_tasks and not result.projects:

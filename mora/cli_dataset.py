@@ -1,4 +1,4 @@
-"""``mora dataset pairs|judges|export|publish``: what trainers and dataset owners take from the shards."""
+"""``mora dataset pairs|judges|export|publish|migrate``: what trainers and dataset owners take from the shards."""
 
 from __future__ import annotations
 
@@ -118,3 +118,15 @@ def publish_cmd(root: Path = ROOT, dataset: str = DATASET) -> None:
     with console.status("writing the dataset card and the iteration report"):
         published = publish(root, dataset)
     console.print(f"dataset card: {published.card}\niteration report: {published.report}")
+
+
+def migrate_cmd(root: Path = ROOT, dataset: str = DATASET) -> None:
+    """Rewrite shards of an earlier schema version at the current one (new columns null), for outside readers."""
+    from mora.datasets.schema import SCHEMA_VERSION
+    from mora.datasets.shards import migrate_shards
+
+    _check(root, dataset, [])
+    with console.status(f"rewriting older shards at schema version {SCHEMA_VERSION}"):
+        rewritten = migrate_shards(root, dataset)
+    console.print(f"{len(rewritten)} shards rewritten at schema version {SCHEMA_VERSION}" if rewritten
+                  else f"every shard of '{dataset}' is at schema version {SCHEMA_VERSION} already")

@@ -185,3 +185,30 @@ def test_the_start_of_a_round_removes_temporaries_of_killed_writers(tiny_config_
         path.write_bytes(b"half")
     driver.make_sets(cfg, state, prompts, datetime.now(UTC))
     assert not shard_tmp.exists() and not set_tmp.exists()
+def test_shards_of_schema_3_are_read_as_they_are_and_migrate_to_the_current_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mora.datasets.facts import dataset_facts
+    from mora.datasets.sets import stream_sets
+    from mora.datasets.shards import iteration_dir, migrate_shards
+
+    v3 = SCHEMA.remove(SCHEMA.get_field_index("routing"))  # what rounds wrote before review routing
+    old = iteration_dir(tmp_path, "d", 1) / "part-r-it001-x-00000.parquet"
+    old.parent.mkdir(parents=True)
+    rows = [r | {"schema_version": 3} for r in _rows()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=v3), old)
+    write_shards(_rows(round_id="r-it002-x"), tmp_path, "d", 2, "r-it002-x", max_rows=100)  # today's schema
+    assert [s.first["routing"] for s in stream_sets(tmp_path, "d")] == [None] * 6  # read with the current schema
+    assert [r["rule"] for r in dataset_facts(tmp_path, "d").routing] == ["agreement"] * 3  # 1, 2 and all
+    before = pq.read_table(old).to_pylist()
+    assert migrate_shards(tmp_path, "d") == [old]
+    assert pq.read_schema(old).remove_metadata().equals(SCHEMA)
+    migrated = pq.read_table(old).to_pylist()
+    assert [r["schema_version"] for r in migrated] == [SCHEMA_VERSION] * 12
+    assert [r["routing"] for r in migrated] == [None] * 12
+    assert [{k: v for k, v in r.items() if k not in ("routing", "schema_version")} for r in migrated] == \
+        [{k: v for k, v in r.items() if k != "schema_version"} for r in before]
+    df = pd.read_parquet(tmp_path / "d" / "data")  # one schema across the root now
+    assert "routing" in df.columns and len(df) == 24
+    assert migrate_shards(tmp_path, "d") == []

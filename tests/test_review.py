@@ -376,3 +376,37 @@ def test_the_project_owner_opens_a_task_from_the_data_manager_in_chromium(review
         assert not page.locator(".mora-stream-only").first.is_visible()  # "Skip" is not promised here
         assert page.get_by_role("button", name="Submit").is_visible()
         browser.close()
+def test_audits_reach_reviewers_first_and_every_task_says_why_it_is_there(review):
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    config, overrides = str(review["config"]), review["overrides"] | {"iteration": "6"}
+    dataset_round(config, overrides)  # the judges disagree on every set
+    one_model = load_config(review["config"]).judges[0].model.id  # both judges on one model: they always agree
+    agreeing = {"seed": "1", "judges.1.model.id": one_model, "judges.1.family": "llava-onevision"}
+    dataset_round(config, overrides | agreeing | {"review.audit_share": "1"})  # every accepted set audited
+    fresh = [r for r in records(root, dataset) if r["iteration"] == 6]
+    assert sorted(r["audit"] for r in fresh) == [False] * 3 + [True] * 3
+    result = push(conn, root, dataset)
+    client = client_for(conn)
+    project = result.projects[6]
+    tasks = sorted(client.tasks.list(project=project, fields="all"), key=lambda t: t.id)
+    assert [t.data["priority"] for t in tasks][:3] == [2.0] * 3  # imported first: the default order is by id
+    assert all(t.data["why"].startswith("Audit: the judges accepted candidate_") for t in tasks[:3])
+    assert all(t.data["why"].startswith("Judges disagree") and 0 < t.data["priority"] < 1 for t in tasks[3:])
+    assert all("Why you see this set:" in t.data["brief"] for t in tasks)
+    tabs = [v.data for v in client.views.list(project=project)]
+    assert any(tab.get("title") == "By priority" and tab.get("ordering")[0] == "-tasks:data.priority" for tab in tabs)
+    served = httpx.get(f"{conn.url}/api/projects/{project}/next", headers={"Authorization": f"Token {conn.token}"})
+    assert served.status_code == 200 and served.json()["data"]["why"].startswith("Audit:")  # Label Studio's own queue
+    # the model refitted after a collect reorders what is still open
+    from mora.atomic import write_json_atomic
+    from mora.review.reliability import ReliabilityModel, model_path
+
+    cells = {f"{j}|{r['criterion']}|low": {"correct": 450.0, "seen": 500, "skill": 0.9}
+             for j in ("llava-onevision", "qwen2-vl") for r in fresh}
+    known = ReliabilityModel(cuts={"llava-onevision": 1.0, "qwen2-vl": 1.0}, people=0.95, decisions=500,
+                             annotators=cells)
+    write_json_atomic(model_path(root, dataset), {"model": known.to_dict()})
+    again = push(conn, root, dataset)
+    assert not again.pushed and again.reprioritized >= 3
+    reordered = {t.data["set_id"]: t.data["priority"] for t in client.tasks.list(project=project, fields="all")}
+    assert all(reordered[r["set_id"]] < 0.2 for r in fresh if not r["audit"])  # well-measured judges: little to learn

@@ -56,6 +56,7 @@ STYLE = """
   .mora-side .differ { background: #ffe9b3; }
   .mora-side .split { background: #ffc9c9; font-weight: bold; }
   .mora-side .top { font-weight: bold; }
+  .mora-why { margin-bottom: 4px; padding: 2px 6px; background: #eef4ff; border-left: 3px solid #4a7bd0; }
   .mora-choices .lsf-choices { display: flex; flex-direction: column; gap: 2px; margin-top: 6px; }
   .mora-choices .lsf-choice:nth-child(odd) { display: none !important; }
 """
@@ -166,14 +167,17 @@ def preferred(judges: list[dict]) -> tuple[int, float] | None:
     return best["ranking"][0], float(best.get("confidence") or 0.0)
 
 
-def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1,
-                 preannotate: bool = False) -> dict:
-    """The task's data; with ``preannotate`` (a project that pre-labels) the judges' pick as a prediction."""
+def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1, why: str | None = None,
+                 priority: float | None = None, preannotate: bool = False) -> dict:
+    """The task's data; with ``preannotate`` (a project that pre-labels) the judges' pick as a prediction.
+    ``why``: the line that tells the reviewer why the set is theirs; ``priority``: its place in the queue
+    (``mora.review.ordering``), kept in the data so Label Studio can sort by it."""
     criterion = next((c.description for c in CRITERIA if c.key == record["criterion"]), record["criterion"])
     looped = f" Short clips repeat {repeats}x." if repeats > 1 else ""
     head = (f'<div style="font-size:16px"><b>{escape(record["enhanced_prompt"])}</b></div>'
             f'<div style="color:#555">Original prompt: {escape(record["prompt"])}</div>')
-    brief = (f"<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
+    because = f'<div class="mora-why"><b>Why you see this set:</b> {escape(why)}</div>' if why else ""
+    brief = (f"{because}<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
              f"{escape(wins(record['criterion']))}.{looped}</div>"
              f"{judges_table(record['judges'], len(video_urls))}"
              f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; '
@@ -186,6 +190,10 @@ def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats
             "candidate_list": [{"id": choice_name(i), "title": f"{key_of(i)} · {choice_name(i)}", "body": ""}
                                for i in range(len(video_urls))]}
     data |= {f"video_{i}": url for i, url in enumerate(video_urls)}
+    if why is not None:
+        data["why"] = why
+    if priority is not None:
+        data["priority"] = priority
     task = {"data": data}
     pick = preferred(record["judges"]) if preannotate else None
     if pick is not None:

@@ -73,6 +73,15 @@ class RoundState:
             write_json_atomic(path, {"started_at": now})
         return json.loads(path.read_text())["started_at"]
 
+    def threads(self, wanted: int) -> int:
+        """The torch thread count of this round: the one recorded at its first start, else ``wanted``, recorded
+        now. Its videos depend on the count, so a round resumed elsewhere (a machine with fewer cores, the
+        other engine) goes on with the count it started with, never a mix."""
+        path = self.dir / "threads.json"
+        if not path.exists():
+            write_json_atomic(path, {"threads": wanted})
+        return int(json.loads(path.read_text())["threads"])
+
     def load_prompts(self) -> list[PlannedPrompt] | None:
         path = self.dir / "prompts.json"
         return [PlannedPrompt(**p) for p in json.loads(path.read_text())] if path.exists() else None
