@@ -395,7 +395,8 @@ def test_audits_reach_reviewers_first_and_every_task_says_why_it_is_there(review
     assert all("Why you see this set:" in t.data["brief"] for t in tasks)
     tabs = [v.data for v in client.views.list(project=project)]
     assert any(tab.get("title") == "By priority" and tab.get("ordering")[0] == "-tasks:data.priority" for tab in tabs)
-    served = httpx.get(f"{conn.url}/api/projects/{project}/next", headers={"Authorization": f"Token {conn.token}"})
+    served = httpx.get(f"{conn.url}/api/projects/{project}/next", headers={"Authorization": f"Token {conn.token}"},
+                       timeout=SLOW_S)
     assert served.status_code == 200 and served.json()["data"]["why"].startswith("Audit:")  # Label Studio's own queue
     # the model refitted after a collect reorders what is still open
     from mora.atomic import write_json_atomic
