@@ -90,7 +90,7 @@ def review_load(run: dict) -> dict:
             "selected": [r.get("selected", 0) for r in records]}
 
 
-def report(by_arm: dict, runs: dict, prop: str) -> dict:
+def report(by_arm: dict, loads: dict, seconds: dict, prop: str) -> dict:
     from mora.evaluation import learning
 
     out: dict = {"property": prop, "arms": {}}
@@ -103,7 +103,7 @@ def report(by_arm: dict, runs: dict, prop: str) -> dict:
             "slope": slope.mean, "slope_half_width": slope.half_width,
             "drift": drift.mean, "drift_half_width": drift.half_width,
             "within_iteration_0_interval": all(estimates[0].covers(e.mean) for e in estimates[1:]),
-            "review": review_load(runs[arm]), "seconds": round(runs[arm]["seconds"], 1)}
+            "review": loads[arm], "seconds": round(seconds[arm], 1)}
     if "more" in by_arm and "less" in by_arm:
         sep, diff = learning.separation(by_arm["more"], by_arm["less"])
         out |= {"separation": sep, "slope_difference": diff.mean, "slope_difference_half_width": diff.half_width}
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="where to write the plot (default: OUT/loop-learns.png)")
     parser.add_argument("--seed", type=int, default=0, help="the reviewers' seed")
     parser.add_argument("--set", action="append", default=[], help="config override field=VALUE (every arm)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="no loop: one report from the loop-learns.json of runs made side by side")
     args = parser.parse_args()
 
     import numpy as np
@@ -199,6 +201,8 @@ def main() -> None:
     from mora.review import server
 
     console = Console()
+    if args.combine:
+        return combine(args.combine, args, console)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     try:
         learning.check_models(args.property, args.models, arms)
@@ -232,10 +236,15 @@ def main() -> None:
             series.append(learning.measure(cfg, str(checkpoint) if checkpoint else None, args.property, prompts,
                                            seeds))
         by_arm[arm] = np.stack(series)
-    rep = report(by_arm, runs, args.property)
+    rep = report(by_arm, {arm: review_load(run) for arm, run in runs.items()},
+                 {arm: run["seconds"] for arm, run in runs.items()}, args.property)
     rep |= {"same_prompts_and_seeds": same, "loop_seconds": round(loop_seconds, 1),
             "total_seconds": round(time.perf_counter() - started, 1), "settings": vars(args),
             "values": {arm: v.tolist() for arm, v in by_arm.items()}}
+    finish(rep, by_arm, work, args, console)
+
+
+def finish(rep: dict, by_arm: dict, work: Path, args, console) -> None:
     console.print(table(rep))
     figure = Path(args.plot or work / "loop-learns.png")
     plot(by_arm, args.property, figure, f"tiny models, {args.prompts} prompts x 4 candidates per iteration, "
@@ -245,6 +254,40 @@ def main() -> None:
         print(line)
     print(f"plot: {figure}; numbers: {work / 'loop-learns.json'}")
     print(f"separation={rep['separation']:.1f}")
+
+
+def combine(paths: list[str], args, console) -> None:
+    """One report from runs of single arms made side by side (``--arms more`` and ``--arms less`` ... each
+    in its own process: on a shared CPU they finish sooner together than one after another)."""
+    import numpy as np
+
+    from mora.evaluation.learning import planned_candidates
+
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    base = np.array(runs[0]["values"][next(iter(runs[0]["values"]))][0])
+    by_arm, loads, seconds, plans = {}, {}, {}, {}
+    for run in runs:
+        for arm, values in run["values"].items():
+            by_arm[arm] = np.array(values)
+            loads[arm], seconds[arm] = run["arms"][arm]["review"], run["arms"][arm]["seconds"]
+            plans[arm] = planned_candidates(Path(run["settings"]["out"]) / "data", f"learns-{run['property']}-{arm}")
+        if not np.array_equal(np.array(next(iter(run["values"].values()))[0]), base):
+            raise SystemExit(f"error: {run['settings']['out']}: its base models made other evaluation videos")
+    first = runs[0]["settings"]
+    for key in ("property", "iterations", "prompts", "reliability", "eval_seeds", "set"):
+        other = [r["settings"]["out"] for r in runs if r["settings"][key] != first[key]]
+        if other:
+            raise SystemExit(f"error: {other[0]} ran with another --{key.replace('_', '-')}; combine like runs")
+    rep = report(by_arm, loads, seconds, first["property"])
+    rep |= {"same_prompts_and_seeds": all(p == next(iter(plans.values())) for p in plans.values()),
+            "loop_seconds": max(r["loop_seconds"] for r in runs),
+            "total_seconds": max(r["total_seconds"] for r in runs),
+            "settings": first, "combined": paths, "values": {arm: v.tolist() for arm, v in by_arm.items()}}
+    for key in ("property", "prompts", "reliability"):
+        setattr(args, key, first[key])
+    work = Path(args.out or tempfile.mkdtemp(prefix="mora-loop-learns-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    finish(rep, by_arm, work, args, console)
 
 
 if __name__ == "__main__":
