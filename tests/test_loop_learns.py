@@ -81,7 +81,7 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tm
     from mora.flows.self_train import self_train
 
     small = {"shards.root": str(tmp_path / "data"), "prompts.count": "4", "self_train.iterations": "2",
-             "self_train.review": "skip"}
+             "self_train.review": "skip", "training.max_steps": "16", "training.checkpoint_every": "16"}
     prompts, seeds = learning.evaluation_prompts(), [0, 1]
     moved, base = {}, None
     for arm in ("more", "less"):
