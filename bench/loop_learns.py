@@ -248,7 +248,7 @@ def finish(rep: dict, by_arm: dict, work: Path, args, console) -> None:
     console.print(table(rep))
     figure = Path(args.plot or work / "loop-learns.png")
     plot(by_arm, args.property, figure, f"tiny models, {args.prompts} prompts x 4 candidates per iteration, "
-                                        f"reviewers p={args.reliability}")
+                                        f"reviewers p={args.reliability} (control: at random)")
     (work / "loop-learns.json").write_text(json.dumps(rep, indent=2, default=str))
     for line in summary_lines(rep):
         print(line)
