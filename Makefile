@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 
 tiny: $(TINY)/.complete
 
-$(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
-	$(VENV)/bin/mora models make-tiny $(TINY) --force
+$(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py mora/models/learns.py mora/models/taste.py \
+                  mora/models/colour.py mora/models/scenes.py
+	$(VENV)/bin/mora models make-tiny $(TINY) --force --tastes brightness
 	touch $@
 
 # Label Studio's server in its own virtualenv: it and Prefect pin conflicting packages.

@@ -157,13 +157,21 @@ def make_tiny_cmd(
     directory: Path = typer.Argument(..., help="folder that receives one sub-folder per model"),
     seed: int = typer.Option(0, help="weight seed"),
     force: bool = typer.Option(False, help="rebuild models that exist already"),
+    tastes: str = typer.Option("", help="also build configs/tiny-learns.yaml's models: a colour generator and "
+                                        "judges taught these properties, e.g. brightness or brightness,saturation "
+                                        "(minutes of teaching on a CPU)"),
 ) -> None:
     """Build tiny random-weight models for every family a round uses (offline, from configs)."""
-    from mora.models.tiny import BUILDERS, make_tiny
+    from mora.models.tiny import all_builders, make_tiny
 
+    chosen = tuple(t.strip() for t in tastes.split(",") if t.strip())
+    try:
+        names = list(all_builders(chosen))
+    except ValueError as exc:
+        _fail(str(exc))
     with console.status("building tiny models"):
-        built = make_tiny(directory, seed=seed, force=force)
-    for name in BUILDERS:
+        built = make_tiny(directory, seed=seed, force=force, tastes=chosen)
+    for name in names:
         mark = "built" if directory / name in built else "present"
         console.print(f"{name:16s} {mark:8s} {directory / name}")
 

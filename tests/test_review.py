@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,7 +21,7 @@ from mora.review import server
 from mora.review.collect import collect, majority
 from mora.review.labeling import media_url
 from mora.review.pending import pending_counts, records, update_record
-from mora.review.push import client_for, push, tasks_by_set
+from mora.review.push import client_for, media_dir, push, tasks_by_set
 from mora.review.server import ReviewServerError
 from mora.review.waiting import wait_until_decided
 from mora.training.data import ShardVideoDataset
@@ -312,6 +313,49 @@ def test_a_second_reviewer_decides_by_keyboard_on_one_screen_in_chromium(review)
     decided = got.review.iloc[0]
     assert list(decided["reviewers"]) == ["ann@example.org"]  # the person who decided, not the admin
     assert decided["reason"] == "the smoothest of the four" and decided["lead_time_s"] > 0
+
+
+def test_a_scripted_reviewer_answers_as_its_own_account_by_its_taste(review):
+    """review: wait runs unattended: a program signs in as a reviewer and decides like one, by a property."""
+    from mora.evaluation.properties import brightness
+    from mora.media import decode
+    from mora.review.reviewers import add_reviewer
+    from mora.review.scripted import ScriptedReviewer, Taste
+
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    dataset_round(str(review["config"]), review["overrides"] | {"iteration": "3"})
+    push(conn, root, dataset)
+    mine = {r["task_id"]: r for r in records(root, dataset) if r["iteration"] == 3}
+    person = add_reviewer(conn, "bright@example.org")
+    reviewer = ScriptedReviewer.sign_in(conn.url, person.email, person.password, Taste("brightness", "more", 1.0))
+    answers = reviewer.answer_pending(projects=lambda title: title.endswith(" iteration 3"))
+    assert sorted(a.task_id for a in answers) == sorted(mine) and all(a.choice == a.preferred for a in answers)
+    assert reviewer.answer_pending(projects=lambda title: title.endswith(" iteration 3")) == []  # nothing twice
+    for answer in answers:  # the brightest of the four videos reviewers are shown
+        media = media_dir(root, dataset) / mine[answer.task_id]["set_id"].replace("/", "__")
+        shown = [brightness(decode((media / f"candidate_{i}.mp4").read_bytes())[0]) for i in range(4)]
+        assert answer.choice == int(np.argmax(shown))
+        (annotation,) = client_for(conn).annotations.list(id=answer.task_id)
+        assert annotation.completed_by == reviewer.user_id != client_for(conn).users.whoami().id
+    result = collect(conn, root, dataset)
+    decided = pd.read_parquet(data_dir(root, dataset))
+    decided = decided[decided.set_id.isin(result.accepted) & decided.selected]
+    assert len(decided) == len(mine) and all(list(r["reviewers"]) == [person.email] for r in decided.review)
+    with pytest.raises(ReviewServerError, match="could not sign in"):
+        ScriptedReviewer.sign_in(conn.url, person.email, "not-the-password", Taste())
+    reviewer.close()
+
+
+def test_an_unreliable_reviewer_names_a_random_candidate_as_often_as_it_should():
+    from mora.review.scripted import Taste
+
+    clips = [np.full((2, 4, 4, 3), level, np.uint8) for level in (10, 200, 50, 90)]
+    rng = np.random.default_rng(0)
+    picks = [Taste("brightness", "more", 0.5).pick(clips, rng) for _ in range(2000)]
+    assert abs(np.mean([p == 1 for p in picks]) - (0.5 + 0.5 / 4)) < 0.04  # reliable half, plus a lucky quarter
+    assert {Taste("brightness", "less", 1.0).pick(clips, rng) for _ in range(20)} == {0}
+    with pytest.raises(ReviewServerError, match="reliability must lie in"):
+        Taste(reliability=1.5)
 
 
 def _disjoint(a: dict, b: dict) -> bool:

@@ -330,10 +330,20 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def make_tiny(root: Path, seed: int = 0, force: bool = False) -> list[Path]:
-    """Build every missing tiny model under ``root``; a folder counts as built once its marker exists."""
+def all_builders(tastes: tuple[str, ...] = ()) -> dict[str, Callable[[Path], None]]:
+    """The random tiny models, then (for ``tastes``) the taught ones of configs/tiny-learns.yaml."""
+    if not tastes:
+        return BUILDERS
+    from mora.models.learns import learns_builders
+
+    return BUILDERS | learns_builders(tastes)
+
+
+def make_tiny(root: Path, seed: int = 0, force: bool = False, tastes: tuple[str, ...] = ()) -> list[Path]:
+    """Build every missing tiny model under ``root``; a folder counts as built once its marker exists.
+    ``tastes``: also the generator and judges of configs/tiny-learns.yaml, judges taught these properties."""
     built = []
-    for name, build in BUILDERS.items():
+    for name, build in all_builders(tastes).items():
         out = root / name
         marker = out / ".mora-tiny.json"
         if marker.exists() and not force:

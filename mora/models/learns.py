@@ -1,0 +1,69 @@
+"""The models of ``configs/tiny-learns.yaml``: a tiny generator whose pixels carry colour, and judges
+taught to prefer more of a property, with their mirror images that prefer less. Built by
+``mora models make-tiny --tastes brightness`` beside the random tiny models they start from (see
+``mora.models.colour`` and ``mora.models.taste``).
+
+Teaching runs on one CPU thread, so a build gives the same bytes wherever the CPU computes the same
+(float sums depend on the thread count; the random tiny models depend on nothing but their seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from mora.evaluation.properties import PROPERTIES
+from mora.models.colour import build_ltx_colour, build_sd3_colour
+from mora.models.taste import mirror, taste_name, teach_taste
+
+FAMILIES = ("llava-onevision", "qwen2-vl")
+FIRST_STEPS = 600  # a fresh judge learning its first taste
+NEXT_STEPS = 300  # continuing from a taught judge: another property
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _build(make: Callable[[Path], object], out: Path) -> None:
+    with one_thread():
+        make(out)
+
+
+def _judge(family: str, prop: str, start: str | None, steps: int, out: Path) -> None:
+    root = out.parent  # make_tiny builds each model under a temporary name in the root
+    with one_thread():
+        teach_taste(root / family, family, prop, out, steps=steps, start=root / start if start else None)
+
+
+def _mirror(taught: str, out: Path) -> None:
+    mirror(out.parent / taught, out)
+
+
+def learns_builders(tastes: tuple[str, ...] = ("brightness",)) -> dict[str, Callable[[Path], None]]:
+    """Builders in dependency order: each starts from models built before it (the random tiny ones first)."""
+    unknown = [t for t in tastes if t not in PROPERTIES]
+    if unknown:
+        raise ValueError(f"--tastes: '{unknown[0]}' is not a property; use {', '.join(PROPERTIES)}")
+    builders: dict[str, Callable[[Path], None]] = {
+        "sd3-colour": partial(_build, lambda out: build_sd3_colour(out, out.parent / "sd3")),
+        "ltx-i2v-colour": partial(_build, lambda out: build_ltx_colour(out, out.parent / "ltx-i2v")),
+    }
+    for family in FAMILIES:
+        first = None
+        for prop in tastes:
+            more, less = taste_name(family, prop, "more"), taste_name(family, prop, "less")
+            builders[more] = partial(_judge, family, prop, first, NEXT_STEPS if first else FIRST_STEPS)
+            builders[less] = partial(_mirror, more)
+            first = first or more
+    return builders
