@@ -36,6 +36,7 @@ def test_the_properties_are_what_they_say_on_uint8_frames():
 AT_LEAST = {"qwen2-vl": 0.9, "llava-onevision": 0.75}
 
 
+@pytest.mark.learns
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("prefer", ["more", "less"])
 def test_a_taught_judge_ranks_by_its_property(tiny_models, family, prefer):
@@ -74,6 +75,7 @@ def test_separation_is_the_paired_slope_difference_in_standard_errors():
     assert learning.estimate(np.ones(5)).half_width == 0.0 and learning.estimate(items).covers(0.5)
 
 
+@pytest.mark.learns
 @pytest.mark.slow
 def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tmp_path):
     """The loop at a small size: judges that prefer brighter videos make the generator brighter, judges that
