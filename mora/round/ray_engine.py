@@ -117,7 +117,15 @@ class RayEngine:
             starting = {self._standing(actor): name for actor, name in zip(self.generators + self.judges, names,
                                                                          strict=True)}
             ready, waiting = ray.wait(list(starting), num_returns=len(starting), timeout=r.placement_timeout_s)
-            ray.get(ready)  # a worker whose setup failed raises its error here (Ray restarts no failed setup)
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except RayActorError as exc:
+                    if exc.actor_init_failed:  # setup() raised: its own error (Ray restarts no failed setup)
+                        raise
+                    raise RuntimeError(f"Ray worker {starting[ref]} died before it stood, and Ray restarts a worker "
+                                       f"at most runtime.ray.max_restarts ({r.max_restarts}) times; see the Ray logs "
+                                       "(`ray logs`), or raise runtime.ray.max_restarts") from None
             if waiting:
                 raise ConfigError(f"Ray workers {', '.join(starting[w] for w in waiting)} had not started after "
                                   f"runtime.ray.placement_timeout_s ({r.placement_timeout_s:g} s): "
