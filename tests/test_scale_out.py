@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -207,6 +209,19 @@ def test_a_worker_out_of_restarts_stops_the_round_naming_the_setting(cluster, ti
 
     with pytest.raises(RuntimeError, match=r"no live judge workers left.*runtime.ray.max_restarts \(0\)"):
         driver.make_sets(config, RoundState(config), _plan(config), datetime.now(UTC), engine=engine, on_set=kill)
+
+
+def test_a_run_without_an_address_starts_its_own_ray_beside_a_running_cluster(cluster, tiny_config_file):
+    """runtime.ray.address empty: a local instance for the run, though this machine runs a cluster (here the
+    module's; bench/soak.py met a test's). Ray joined the newest one and failed there ("When connecting to an
+    existing cluster, num_cpus and num_gpus must not be provided")."""
+    script = ("import sys, ray; from mora.config import load_config; from mora.round.ray_engine import connect\n"
+              "assert connect(load_config(sys.argv[1], {'runtime.engine': 'ray'}))\n"
+              "print(ray.get_runtime_context().gcs_address); ray.shutdown()")
+    out = subprocess.run([sys.executable, "-c", script, str(tiny_config_file)], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-1] != cluster.address
 
 
 def test_local_and_ray_make_the_same_bytes_at_the_default_thread_count(cluster, tiny_config_file, tmp_path):
