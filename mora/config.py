@@ -11,13 +11,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mora.review.settings import ReviewConfig
+
 
 class ConfigError(ValueError):
     """A one-line message that names the field and the fix."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan is never a setting
 
 
 class ModelRef(_Strict):
@@ -99,6 +101,14 @@ class PromptConfig(_Strict):
     backend: Literal["transformers", "openai"] = Field(
         "transformers", description="in-process transformers, or an OpenAI-compatible server (prompts.server)")
     server: PromptServer | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _no_blank_seed(cls, v: list[str]) -> list[str]:
+        blank = [i for i, seed in enumerate(v) if not seed.strip()]
+        if blank:
+            raise ValueError(f"seed prompt {blank[0]} is empty; give every seed some words, or remove it")
+        return v
 
     @model_validator(mode="after")
     def _llm_needs_model(self) -> PromptConfig:
@@ -253,6 +263,9 @@ class ShardConfig(_Strict):
     def _a_folder(cls, v: Path) -> Path:
         if v.exists() and not v.is_dir():
             raise ValueError("is a file, not a folder; pass a folder for the shards (it is created if missing)")
+        inside = next((p for p in v.parents if p.exists()), None)  # FILE/sub: `exists` is False for it
+        if inside is not None and not inside.is_dir():
+            raise ValueError(f"lies inside {str(inside)!r}, which is a file; pass a folder for the shards")
         return v
 
 
@@ -378,6 +391,7 @@ class RoundConfig(_Strict):
     generation: GenerationConfig
     judges: list[JudgeConfig] = Field(min_length=2, max_length=2)
     gates: GateConfig = GateConfig()
+    review: ReviewConfig = ReviewConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     procedures: ProcedureConfig = ProcedureConfig()
@@ -395,11 +409,12 @@ class RoundConfig(_Strict):
         """Identifies what a round makes: the same config resumes the same round.
 
         Training, evaluation and single-video procedure settings make no candidates, so they are left
-        out, and so are the engine and its workers (every engine makes the same rows); so are fields
+        out, and so are the engine and its workers (every engine makes the same rows) and the review
+        routing (a round freezes its routing policy when it starts, ``mora.review.routing``); so are fields
         still at the value rounds had before the field existed, which keeps those rounds' ids.
         """
         data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
-                                                     "eval": True, "procedures": True,
+                                                     "eval": True, "procedures": True, "review": True,
                                                      "runtime": {"engine", "ray", "lease_s"}})
         for section, key, before in _ADDED_LATER:
             if data[section][key] == before:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -40,17 +41,28 @@ def _sigterm_mid_round(config, tmp_path, *sets: str) -> tuple[subprocess.Popen, 
     return proc, err, time.monotonic() - start
 
 
-def _wait_until_gone(proc: subprocess.Popen, seconds: float = 30) -> None:
+def _wait_until_gone(proc: subprocess.Popen, seconds: float = 60) -> None:
     """Nothing of the round outlives it (its Prefect server, a Ray instance it started): its group empties."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
+    while _group(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"processes of the round outlived it by {seconds:g} s")
+    left = _group(proc.pid)
+    if left:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"processes {left} of the round outlived it by {seconds:g} s")
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of a process group (a zombie waiting for whatever adopted it is gone already)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp, ...
+            alive.append(int(stat.parent.name))
+    return alive
 
 
 def test_sigterm_stops_a_round_within_seconds_and_keeps_its_staged_sets(tiny_config_file, tmp_path):

@@ -66,8 +66,7 @@ def connect(config: RoundConfig) -> bool:
     kwargs = {"runtime_env": r.runtime_env or None, "include_dashboard": False, "log_to_driver": False}
     if r.address:
         ray.init(address=r.address, **kwargs)
-    else:  # "local": Ray would otherwise join the newest cluster started on this machine (`ray start`, or
-        # another run's) and fail there, since a joined cluster takes no num_cpus
+    else:  # "local": a new instance even where another Ray runs on this machine (ray.init would join it)
         ray.init(address="local", num_cpus=local_cpus(r), **kwargs)
     reclaim_sigterm()  # SIGTERM stops the round in one line (exit 143), not through Ray's handlers (SIGABRT)
     return True

@@ -57,6 +57,15 @@ class RoundState:
     def summary(self) -> dict:
         return json.loads((self.dir / "complete.json").read_text())
 
+    @property
+    def published(self) -> bool:
+        """The dataset card and report were rewritten after this round completed (a crash in between
+        leaves complete.json without it, and the next run of the round publishes)."""
+        return (self.dir / "published.json").exists()
+
+    def mark_published(self, products: dict) -> None:
+        write_json_atomic(self.dir / "published.json", products)
+
     def started_at(self, now: str) -> str:
         """The first start of this round, kept across resumes."""
         path = self.dir / "started.json"
