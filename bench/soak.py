@@ -146,9 +146,8 @@ def read_back(config: str, overrides: dict[str, str], root: Path, iterations: in
         for record in state.made():
             key = f"{cfg.round_id}/{record['set_id']}"
             made[key] = made.get(key, 0) + 1
-    folder = data_dir(root, "tiny")
-    df = pd.read_parquet(folder, columns=["set_id", "candidate_index", "decision", "selected", "video", "judges"]
-                         ) if folder.exists() else pd.DataFrame(columns=["set_id", "candidate_index"])
+    folder, columns = data_dir(root, "tiny"), ["set_id", "candidate_index", "decision", "selected", "video", "judges"]
+    df = pd.read_parquet(folder, columns=columns) if folder.exists() else pd.DataFrame(columns=columns)
     return {"planned": planned, "made": made, "rows": df}
 
 

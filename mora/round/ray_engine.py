@@ -10,6 +10,7 @@ actor to actor through Ray's object store), and gives a set whose worker died to
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ from mora.round.stages import Generate, Judge, JudgedSet, effective_threads, tim
 from mora.round.state import PlannedPrompt
 from mora.stopping import also_stop, reclaim_sigterm
 
+log = logging.getLogger(__name__)
 ATTEMPTS = 3  # workers a set may be given before the round fails on it
 
 
@@ -114,14 +116,31 @@ class RayEngine:
             names = [f"generator-{i}" for i in range(len(self.generators))] + [
                 f"judge-{i}" for i in range(len(self.judges))]
             # a worker killed while it starts is waited for through its restart
-            starting = {self._standing(actor): name for actor, name in zip(self.generators + self.judges, names,
-                                                                         strict=True)}
+            workers = dict(zip(names, self.generators + self.judges, strict=True))
+            starting = {self._standing(actor): name for name, actor in workers.items()}
             ready, waiting = ray.wait(list(starting), num_returns=len(starting), timeout=r.placement_timeout_s)
-            ray.get(ready)  # a worker whose setup failed raises its error here (Ray restarts no failed setup)
+            gone = []  # out of restarts before they stood: the round goes on without them, as it does mid-round
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except RayActorError as exc:
+                    if exc.actor_init_failed:  # setup() raised: its own error (Ray restarts no failed setup)
+                        raise
+                    gone.append(starting[ref])
+            if gone:
+                log.warning("Ray workers %s died before they stood, each after runtime.ray.max_restarts (%d) "
+                            "restarts: the round goes on without them", ", ".join(gone), r.max_restarts)
+                self.generators = [a for n, a in workers.items() if n.startswith("generator-") and n not in gone]
+                self.judges = [a for n, a in workers.items() if n.startswith("judge-") and n not in gone]
             if waiting:
                 raise ConfigError(f"Ray workers {', '.join(starting[w] for w in waiting)} had not started after "
                                   f"runtime.ray.placement_timeout_s ({r.placement_timeout_s:g} s): "
                                   f"{why or 'the cluster is busy'}; free or add resources, or raise the timeout")
+            for stage, pool in (("generator", self.generators), ("judge", self.judges)):
+                if not pool:
+                    raise RuntimeError(f"the Ray engine has no live {stage} workers for the round's sets: each died "
+                                       f"before it stood, after runtime.ray.max_restarts ({r.max_restarts}) "
+                                       "restarts; see the Ray logs (`ray logs`), or raise runtime.ray.max_restarts")
         except BaseException:
             self.__exit__()
             raise
