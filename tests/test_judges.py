@@ -152,3 +152,29 @@ def test_native_video_input_where_torchvision_imports(tiny_models, family):
     assert judge.native_video
     r = judge.rank(_candidates(), seed=0)
     assert not r.abstained and sorted(r.ranking) == [0, 1, 2, 3]
+
+
+def test_candidate_labels_stay_beside_their_frames_under_llava_onevisions_published_template(tiny_models):
+    """LLaVA-OneVision's chat template renders every image of a turn first: all 8 frames came before
+    "Candidate A:", so no frame could be told apart from the others. The labels must precede their frames."""
+    from mora.models.real.parts import LLAVA_ONEVISION_TEMPLATE
+
+    judge = _judge(tiny_models / "llava-onevision", "llava-onevision", orders=1, frames_per_candidate=2)
+    judge.processor.chat_template = LLAVA_ONEVISION_TEMPLATE
+    judge.processor._mora_media_in_place = None
+    inputs = judge._inputs(_candidates(), [0, 1, 2, 3])
+    text = judge.processor.tokenizer.decode(inputs["input_ids"][0])
+    image = judge.processor.image_token
+    labels = [text.index(f"Candidate {c}:") for c in "ABCD"]
+    for start, end in zip(labels, labels[1:] + [text.index("Rank all")], strict=True):
+        assert text[start:end].count(image) > 0  # this candidate's frames, between its label and the next
+    assert text.index(image) > labels[0]
+    r = judge.rank(_candidates(), seed=0)
+    assert sorted(r.ranking) == [0, 1, 2, 3] or r.abstained and "tie" in r.reason
+
+
+def test_templates_that_keep_media_in_place_are_used_as_they_are(tiny_models):
+    from mora.judges.local import media_in_place
+
+    judge = _judge(tiny_models / "qwen2-vl", "qwen2-vl")
+    assert media_in_place(judge.processor)
