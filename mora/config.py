@@ -126,6 +126,11 @@ class GenerationConfig(_Strict):
     video_guidance: float = Field(3.0, ge=0)
     edit_strength: float = Field(0.6, gt=0, le=1, description="img2img: how far an edit may move from the image")
     context_frames: int = Field(5, ge=1, le=64, description="last frames that condition the next segment")
+    video_batch: int | None = Field(
+        None, ge=1, le=16, description="candidates one image-to-video call animates; null: all of a prompt's at "
+                                       "once. Lower it to bound the activation memory of the batched call "
+                                       "(Stable Video Diffusion at 1024x576x25: ~7.7 GiB per candidate, "
+                                       "bench/real_size.py)")
     checkpoint: str | None = Field(
         None, description="a self-modulated fine-tuning checkpoint folder (mora train); the agents load their "
                           "base models, then its weights and modulation embeddings")
@@ -396,7 +401,7 @@ class RoundConfig(_Strict):
 
 # (section, field, value that behaves as before the field existed)
 _ADDED_LATER = (("generation", "checkpoint", None), ("prompts", "backend", "transformers"),
-                ("prompts", "server", None))
+                ("prompts", "server", None), ("generation", "video_batch", None))
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:

@@ -73,3 +73,36 @@ def test_planned_prompts_reach_the_count_distinct_and_say_where_they_came_from(t
     if not cfg.prompts.enhance:
         assert all(p.enhanced_by == "none" for p in planned)
     assert plan_prompts(cfg, agent) == planned
+
+
+def test_animation_in_calls_of_video_batch_keeps_every_candidates_clip(gen, agents, monkeypatch):
+    """At real size one call for all four SVD candidates holds ~31 GiB of activations (bench/real_size.py);
+    generation.video_batch bounds the call, and each candidate keeps its own seed's clip."""
+    whole = text_to_video(*agents, "a red fox runs through snow", [1, 2, 3, 4], gen)
+    calls = []
+    animate = agents[1].animate
+    monkeypatch.setattr(agents[1], "animate",
+                        lambda images, *a, **k: calls.append(len(images)) or animate(images, *a, **k))
+    split = text_to_video(*agents, "a red fox runs through snow", [1, 2, 3, 4],
+                          gen.model_copy(update={"video_batch": 2}))
+    assert calls == [2, 2]
+    assert [c.seed for c in split] == [1, 2, 3, 4]
+    for a, b in zip(whole, split, strict=True):
+        assert a.frames.shape == b.frames.shape
+        assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 1.0
+
+
+def test_video_batch_left_unset_keeps_existing_round_ids(tiny_config_file):
+    cfg = load_config(tiny_config_file)
+    assert cfg.round_id == load_config(tiny_config_file, {"generation.video_batch": "null"}).round_id
+    assert cfg.round_id != load_config(tiny_config_file, {"generation.video_batch": "2"}).round_id
+
+
+def test_the_prompt_model_is_released_once_the_prompts_are_planned(tiny_config_file):
+    """Only planning uses the prompt LLM; on one GPU its ~15 GB are what the generators and judges load next."""
+    from mora.round import steps
+
+    cfg = load_config(tiny_config_file, {"prompts.count": "2"})
+    planned = steps.plan_and_release(cfg)
+    assert len(planned) == 2
+    assert not any(key[0] == "prompt" for key in loading._cache)
