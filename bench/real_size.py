@@ -42,7 +42,8 @@ PROBE_ROLE = {"prompts.model.id": "prompt", "generation.text_to_image.id": "text
               "generation.image_to_video.id": "image_to_video", "generation.image_to_image.id": "image_to_image",
               "generation.connect.id": "connect", "eval.object_encoder.id": "eval-object", "eval.clip.id": "eval-clip",
               "eval.aesthetic_clip.id": "eval-aesthetic", "eval.aesthetic_head.id": "eval-aesthetic",
-              "eval.video_encoder.id": "eval-video", "eval.text_embedder.id": "eval-text"}
+              "eval.video_encoder.id": "eval-video", "eval.text_embedder.id": "eval-text",
+              "eval.image_captioner.model.id": "eval-captioner", "eval.video_captioner.model.id": "eval-captioner"}
 
 
 def mem_available() -> int:
@@ -65,9 +66,11 @@ def counts(model) -> dict:
                           if e.dtype.is_floating_point)
         if model.published_part not in (None, key):
             continue
+        seen = set()
         for name, t in state.items():
-            if any(x in name for x in model.excluded) or not t.is_floating_point():
+            if any(x in name for x in model.excluded) or not t.is_floating_point() or id(t) in seen:
                 continue
+            seen.add(id(t))  # tied weights once
             if id(t) in params or model.counts == "checkpoint":
                 counted += t.numel()
     if model.kind == "aesthetic-head":
@@ -83,8 +86,6 @@ def probe(preset: Path, model, use, folder: Path, args, layers: int | None) -> d
     from mora.models.real.build import build_model, checkpoint_bytes, remove_model
 
     role = "judge" if use.field.startswith("judges.") else PROBE_ROLE.get(use.field)
-    if role is None:
-        return {"skipped": f"{use.field}: loaded by the judge's code path (same folder)"}
     need = checkpoint_bytes(model, DT[args.dtype], layers)
     start = time.perf_counter()
     build_model(model, args.models, args.dtype, 0, layers)
@@ -93,6 +94,8 @@ def probe(preset: Path, model, use, folder: Path, args, layers: int | None) -> d
            "--cut", str(args.cut), "--side", str(args.side)]
     if role == "judge":
         cmd += ["--index", use.field.split(".")[1], "--set", f"{use.field.rsplit('.', 2)[0]}.orders=1"]
+    if role == "eval-captioner":
+        cmd += ["--index", str(int(use.field == "eval.video_captioner.model.id"))]
     if role == "eval-aesthetic":  # the aesthetic predictor reads both folders
         other = "eval.aesthetic_clip.id" if use.field == "eval.aesthetic_head.id" else "eval.aesthetic_head.id"
         cmd += ["--set", f"{other}={args.models / PAIR[use.model.name]}"]
@@ -190,8 +193,10 @@ def processor_folder(model, makers, args, part: str = "processor") -> Path:
     return folder
 
 
-def project(cfg, traced: list, utilisation: float) -> dict:
+def project(cfg, uses, traced: list, utilisation: float) -> dict:
     """Projected H100 time per candidate and memory on one card (projections, not measurements)."""
+    from mora.models.real.trace import largest_component
+
     n = cfg.generation.candidates
     per = {}
     for t in traced:
@@ -205,14 +210,28 @@ def project(cfg, traced: list, utilisation: float) -> dict:
     seconds = flops / (H100["bf16_flops"] * utilisation)
     llm = next((t for t in traced if t.use == "prompt"), None)
     if llm is not None:  # decoding reads every weight once per token for the whole batch of prompts
-        decode = 2 * cfg.prompts.max_new_tokens * llm.weights / H100["hbm_bytes_s"] / cfg.prompts.count / n
-        seconds += decode
-    resident = {t.model: t.weights for t in traced if t.notes.get("backend", "transformers") == "transformers"}
-    peak_act = max((t.cost.activation_peak for t in traced if t.notes.get("backend", "transformers") ==
-                    "transformers"), default=0)
-    need = sum(resident.values()) + peak_act
-    return {"flops_per_candidate": flops, "by_use": per, "seconds": seconds, "per_hour": 3600 / seconds,
-            "resident": resident, "activation_peak": peak_act, "card_need": need, "fits": need <= CARD_BUDGET}
+        seconds += 2 * cfg.prompts.max_new_tokens * llm.weights / H100["hbm_bytes_s"] / cfg.prompts.count / n
+    local = [t for t in traced if t.notes.get("backend", "transformers") == "transformers"]
+    resident = {t.model: t.weights for t in local}
+    if cfg.runtime.cpu_offload:  # one component of one pipeline on the GPU at a time, the rest in CPU memory
+        makers = {t.model for t in local if t.use in ("text_to_image", "image_to_video")}
+        largest = {name: largest_component(next(u.model for u in uses if u.model.name == name)) for name in makers}
+        top = max(largest, key=largest.get)
+        resident = {k: v for k, v in resident.items() if k not in makers} | {f"{top} (offloaded)": largest[top]}
+    act = max((t.cost.activation_peak for t in local), default=0)
+    at_once = sum(resident.values()) + act
+    prompt = next((t.model for t in local if t.use == "prompt"), None)
+    as_run = at_once - (resident.get(prompt, 0) if prompt else 0)  # the round frees the prompt LLM after planning
+    out = {"flops_per_candidate": flops, "by_use": per, "seconds": seconds, "per_hour": 3600 / seconds,
+           "resident": resident, "activation_peak": act, "at_once": at_once, "as_run": as_run,
+           "fits_at_once": at_once <= CARD_BUDGET, "fits_as_run": as_run <= CARD_BUDGET}
+    if cfg.runtime.engine == "ray":  # generators on their own GPUs, judges on vLLM GPUs
+        gen = sum(v for k, v in per.items() if not k.startswith(("judge", "prompt")))
+        judge = max((v * n for k, v in per.items() if k.startswith("judge")), default=0)
+        workers = cfg.runtime.ray.generators.workers
+        out["ray"] = {"generator_gpus": workers, "candidates_per_hour": workers * 3600 * H100["bf16_flops"] *
+                      utilisation / gen, "sets_per_judge_gpu_hour": 3600 * H100["bf16_flops"] * utilisation / judge}
+    return out
 
 
 DT: dict = {}
@@ -273,7 +292,7 @@ def main() -> None:
                          "count": count, "measured": measured})
             print(f"{preset.name}: {model.name} done", file=sys.stderr, flush=True)
         traced = traces(cfg, uses, args)
-        sections.append(render(preset, cfg, rows, traced, project(cfg, traced, args.utilisation), args))
+        sections.append(render(preset, cfg, rows, traced, project(cfg, uses, traced, args.utilisation), args))
     date = datetime.date.today().isoformat()
     out = args.out or REPO / "bench" / "results" / f"real-size-cpu-{date}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -320,14 +339,25 @@ def render(preset: Path, cfg, rows, traced, proj, args) -> str:
         notes = ", ".join(f"{k}={v}" for k, v in t.notes.items())
         lines.append(f"| {t.use} | {t.model} | {t.unit} | {t.cost.flops / 1e12:,.1f} | "
                      f"{t.cost.activation_peak / GIB:.1f} | {t.weights / GIB:.1f} | {notes} |")
-    fits = "fits" if proj["fits"] else "does NOT fit"
-    lines += ["", f"**Projection** ({args.utilisation:.0%} utilisation): "
-                  f"{proj['flops_per_candidate'] / 1e15:.2f} PFLOP "
-                  f"per candidate → **{proj['seconds']:.1f} s per candidate, {proj['per_hour']:.0f} candidates per "
-                  f"GPU-hour** on one H100. One card: weights in process "
-                  f"{sum(proj['resident'].values()) / GIB:.1f} GiB + largest activation peak "
-                  f"{proj['activation_peak'] / GIB:.1f} GiB = {proj['card_need'] / GIB:.1f} GiB of "
-                  f"{CARD_BUDGET / GIB:.0f}: **{fits}**."]
+    def verdict(ok: bool) -> str:
+        return "fits" if ok else "does NOT fit"
+
+    offload = " (CPU offload: a generator holds its largest component)" if cfg.runtime.cpu_offload else ""
+    lines += ["", f"**Projection** ({args.utilisation:.0%} of the H100's bf16 peak): "
+                  f"{proj['flops_per_candidate'] / 1e15:.2f} PFLOP per candidate → **{proj['seconds']:.1f} s per "
+                  f"candidate, {proj['per_hour']:.0f} candidates per GPU-hour** on one H100.", "",
+              f"**One 80 GB card**{offload}: in-process weights "
+              + ", ".join(f"{k} {v / GIB:.1f}" for k, v in proj["resident"].items())
+              + f" GiB, largest activation peak {proj['activation_peak'] / GIB:.1f} GiB. All at once: "
+                f"{proj['at_once'] / GIB:.1f} of {CARD_BUDGET / GIB:.0f} GiB, **{verdict(proj['fits_at_once'])}**; "
+                f"as a round runs (the prompt LLM freed after planning): {proj['as_run'] / GIB:.1f} GiB, "
+                f"**{verdict(proj['fits_as_run'])}**."]
+    if "ray" in proj:
+        r = proj["ray"]
+        lines += ["", f"Ray layout: {r['generator_gpus']} generator GPUs make {r['candidates_per_hour']:.0f} "
+                      "candidates "
+                      f"({r['candidates_per_hour'] / cfg.generation.candidates:.0f} sets) per hour; one judge GPU "
+                      f"ranks {r['sets_per_judge_gpu_hour']:.0f} sets per hour (projections)."]
     return "\n".join(lines)
 
 

@@ -106,3 +106,13 @@ def test_the_prompt_model_is_released_once_the_prompts_are_planned(tiny_config_f
     planned = steps.plan_and_release(cfg)
     assert len(planned) == 2
     assert not any(key[0] == "prompt" for key in loading._cache)
+
+
+def test_agents_generate_with_model_cpu_offload(tiny_models):
+    """configs/sd35-wan-ltx.yaml offloads (Wan 2.1 14B, SD3.5 and both judges do not fit one card resident)."""
+    rt = RuntimeConfig(cpu_offload=True)
+    t2i = TextToImageAgent.from_pretrained(ModelRef(id=str(tiny_models / "sd3")), rt)
+    i2v = ImageToVideoAgent.from_pretrained(ModelRef(id=str(tiny_models / "wan-i2v")), rt)
+    images = t2i.first_frame("a red fox", [0, 1], 64, 64, 2, 3.0)
+    clips = i2v.animate(images, "a red fox", [0, 1], 5, 64, 64, 2, 3.0, 16)
+    assert clips.shape == (2, 5, 64, 64, 3) and not np.array_equal(clips[0], clips[1])

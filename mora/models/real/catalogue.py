@@ -176,6 +176,49 @@ MODELS: list[RealModel] = [
         source=HF + "llava-hf/llava-onevision-qwen2-7b-ov-hf/blob/main/config.json, preprocessor_config.json, "
                     "processor_config.json, chat_template.json",
         checked="transformers tests/models/llava_onevision/test_processing_llava_onevision.py (chat template)"),
+    # the evaluation's default captioners (EvalConfig), for presets without an eval section (ray-gpu)
+    RealModel(
+        name="qwen2-vl-2b-instruct", hub_id="Qwen/Qwen2-VL-2B-Instruct", kind="vlm",
+        components={
+            "": Weights("Qwen2VLForConditionalGeneration", dict(
+                text_config=dict(
+                    vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                    num_attention_heads=12, num_key_value_heads=2, hidden_act="silu", max_position_embeddings=32768,
+                    rms_norm_eps=1e-6, sliding_window=32768, max_window_layers=28, use_sliding_window=False,
+                    tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645,
+                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]}),
+                vision_config=dict(depth=32, embed_dim=1280, hidden_size=1536, hidden_act="quick_gelu", mlp_ratio=4,
+                                   num_heads=16, in_channels=3, patch_size=14, spatial_merge_size=2,
+                                   temporal_patch_size=2),
+                image_token_id=151655, video_token_id=151656, vision_start_token_id=151652,
+                vision_end_token_id=151653, tie_word_embeddings=True), shards=2, library="transformers"),
+            "processor": Part("qwen2-vl-processor", {"min_pixels": 3136, "max_pixels": 12845056,
+                                                     "video_min_pixels": 128 * 28 * 28,
+                                                     "video_max_pixels": 768 * 28 * 28}),
+        },
+        published=(2.21e9, HF + "Qwen/Qwen2-VL-2B-Instruct (safetensors metadata: 2.21B params)"),
+        source=HF + "Qwen/Qwen2-VL-2B-Instruct/blob/main/config.json"),
+    RealModel(
+        name="llava-onevision-qwen2-0.5b-ov", hub_id="llava-hf/llava-onevision-qwen2-0.5b-ov-hf", kind="vlm",
+        components={
+            "": Weights("LlavaOnevisionForConditionalGeneration", dict(
+                text_config=dict(
+                    model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
+                    num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, hidden_act="silu",
+                    max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1000000.0, sliding_window=131072,
+                    max_window_layers=24, use_sliding_window=False, tie_word_embeddings=True,
+                    bos_token_id=151643, eos_token_id=151645),
+                vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, image_size=384,
+                                   intermediate_size=4304, num_attention_heads=16, num_hidden_layers=26,
+                                   patch_size=14, vision_use_head=False),
+                image_token_index=151646, video_token_index=151647, projector_hidden_act="gelu",
+                vision_feature_layer=-1, vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9",
+                image_grid_pinpoints=[[384 * i, 384 * j] for i in range(1, 7) for j in range(1, 7)],
+                tie_word_embeddings=True), library="transformers"),
+            "processor": Part("llava-onevision-processor", {"side": 384, "num_image_tokens": 729}),
+        },
+        published=(8.94e8, HF + "llava-hf/llava-onevision-qwen2-0.5b-ov-hf (safetensors metadata: 894M params)"),
+        source=HF + "llava-hf/llava-onevision-qwen2-0.5b-ov-hf/blob/main/config.json"),
     # --- text-to-image ------------------------------------------------------------------------------
     RealModel(
         name="stable-diffusion-3-medium", hub_id="stabilityai/stable-diffusion-3-medium-diffusers",

@@ -132,6 +132,8 @@ def load(role: str, cfg, index: int = 0):
         return em.VideoText.from_pretrained(ev.video_encoder, rt)
     if role == "eval-text":
         return em.TextEmbedder.from_pretrained(ev.text_embedder, rt)
+    if role == "eval-captioner":
+        return em.Captioner.from_pretrained([ev.image_captioner, ev.video_captioner][index], rt, max_new_tokens=4)
     raise ValueError(f"unknown role {role}")
 
 
@@ -195,6 +197,8 @@ def step(role: str, obj, cfg, side: int) -> dict:
         return {"got": [list(obj.video(frames).shape)], "want": [[obj.model.config.projection_dim]]}
     if role == "eval-text":
         return {"got": [list(obj.embed([PROMPT, "a boat"]).shape)], "want": [[2, obj.model.config.hidden_size]]}
+    if role == "eval-captioner":
+        return {"got": [type(obj.caption(frames, "video")).__name__], "want": ["str"]}
     raise ValueError(role)
 
 
@@ -275,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def role_name(role: str, index: int) -> str:
-    return f"judge.{index}" if role == "judge" else role
+    return f"{role}.{index}" if role in ("judge", "eval-captioner") else role
 
 
 if __name__ == "__main__":

@@ -85,8 +85,9 @@ def text_to_image(model: RealModel, gen: GenerationConfig, n: int | None = None)
 
 
 def image_to_video(model: RealModel, gen: GenerationConfig, n: int | None = None) -> Trace:
-    """One animate call: ``n`` clips batched (SVD, LTX) or one call per clip (Wan), per candidate."""
-    n = n or gen.candidates
+    """One animate call: ``n`` clips batched (SVD, LTX; ``generation.video_batch``, else every candidate) or one
+    call per clip (Wan), per candidate."""
+    n = n or gen.video_batch or gen.candidates
     c = _components(model)
     cfg = gen.video_guidance > 1
     frames, h, w, steps = gen.num_frames, gen.height, gen.width, gen.video_steps
@@ -248,6 +249,11 @@ def judge(model: RealModel, folder: Path, processor, config: JudgeConfig, gen: G
     if length > lm.config.max_position_embeddings:
         tokens["over_context"] = f"{length} tokens > max_position_embeddings {lm.config.max_position_embeddings}"
     return Trace(model.name, "judge", "set", cost, weight_bytes(c), tokens | {"orders": k})
+
+
+def largest_component(model: RealModel) -> int:
+    """Bytes of the model's largest component: what a GPU holds of it under model CPU offload."""
+    return max(weight_bytes(m) for m in _components(model).values())
 
 
 # --- prompt agent -----------------------------------------------------------------------------------------
