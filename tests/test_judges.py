@@ -178,3 +178,15 @@ def test_templates_that_keep_media_in_place_are_used_as_they_are(tiny_models):
 
     judge = _judge(tiny_models / "qwen2-vl", "qwen2-vl")
     assert media_in_place(judge.processor)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "llava-onevision"])
+def test_a_set_longer_than_the_models_context_is_an_abstention_not_an_answer(tiny_models, family):
+    """At real size 8 frames of 1024x576 per candidate take ~25k of Qwen2-VL's 32k tokens (bench/real_size.py):
+    a few more frames and the positions run past anything the model was trained on."""
+    judge = _judge(tiny_models / family, family, orders=2)
+    fits = judge.rank(_candidates(), seed=0)
+    assert "context" not in (fits.reason or "")
+    judge.context = 40
+    r = judge.rank(_candidates(), seed=0)
+    assert r.abstained and "more than the model's context of 40" in r.reason and "frames_per_candidate" in r.reason

@@ -67,6 +67,8 @@ class TransformersJudge(Judge):
     def __init__(self, config: JudgeConfig, model, processor, native_video: bool = False):
         super().__init__(config)
         self.model, self.processor, self.native_video = model, processor, native_video
+        text_config = getattr(model.config, "text_config", model.config)
+        self.context = getattr(text_config, "max_position_embeddings", None)
         tok = processor.tokenizer
         self.label_ids = []
         for label in LABELS:
@@ -109,6 +111,10 @@ class TransformersJudge(Judge):
             shown: list[Image.Image] = [img for c in order for img in frames[c]]
             packed = [shown] if self.config.family == "llava-onevision" else shown
             inputs = self.processor(text=[text], images=packed, return_tensors="pt")
+        length = inputs["input_ids"].shape[1] + (self.config.max_new_tokens if self.config.method == "free-text" else 0)
+        if self.context and length > self.context:  # past it positions were never trained: the answer is noise
+            raise Abstain(f"the set takes {length} tokens, more than the model's context of {self.context}; lower "
+                          f"frames_per_candidate ({self.config.frames_per_candidate}) or the frame size")
         return inputs.to(self.model.device)
 
     def _all_orders(self, candidates: CandidateSet, orders: list[list[int]]):
