@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from mora.agents import loading
 from mora.agents.image_to_video import ImageToVideoAgent
@@ -116,3 +117,26 @@ def test_agents_generate_with_model_cpu_offload(tiny_models):
     images = t2i.first_frame("a red fox", [0, 1], 64, 64, 2, 3.0)
     clips = i2v.animate(images, "a red fox", [0, 1], 5, 64, 64, 2, 3.0, 16)
     assert clips.shape == (2, 5, 64, 64, 3) and not np.array_equal(clips[0], clips[1])
+
+
+def test_every_form_of_a_bfloat16_pipeline_stays_bfloat16(tiny_models):
+    """diffusers' from_pipe casts to float32 unless told otherwise, and the forms share their components: the
+    img2img, image-to-video and connect forms turned bfloat16 models (and the pipelines they came from) into
+    float32, twice the memory at real size (LTX-Video 14 -> 28 GB)."""
+    from mora.agents.connect import ConnectAgent
+    from mora.agents.image_to_image import ImageToImageAgent
+
+    rt = RuntimeConfig(dtype="bfloat16")
+    t2i = TextToImageAgent.from_pretrained(ModelRef(id=str(tiny_models / "sd3")), rt)
+    edit = ImageToImageAgent.from_pretrained(ModelRef(id=str(tiny_models / "sd3")), rt)
+    image = t2i.first_frame_from([np_image()], "a red fox", [0], 1, 2.0, 0.5)[0]
+    connect = ConnectAgent.from_pretrained(ModelRef(id=str(tiny_models / "ltx-i2v")), rt)
+    for pipe in (t2i.pipe, t2i._img2img, edit.pipe, connect.pipe):
+        assert {p.dtype for p in pipe.transformer.parameters()} == {torch.bfloat16}, type(pipe).__name__
+    assert image.size == (64, 64)
+
+
+def np_image():
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))

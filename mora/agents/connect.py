@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from mora.agents.image_to_video import image_to_video_form
-from mora.agents.loading import load_pipeline_as, load_tuned_pipeline, once
+from mora.agents.loading import load_pipeline_as, load_tuned_pipeline, once, pipe_as
 from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ConfigError, ModelRef, RuntimeConfig
@@ -29,7 +29,7 @@ def _conditioned(pipe):
 
     if type(pipe).__name__ in FIRST_LAST or isinstance(pipe, LTXConditionPipeline):
         return pipe
-    return LTXConditionPipeline.from_pipe(pipe)
+    return pipe_as(LTXConditionPipeline, pipe)
 
 
 def tunes_connect(checkpoint: str | None, ref: ModelRef) -> bool:

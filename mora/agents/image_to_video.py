@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mora.agents.loading import load_tuned_pipeline
+from mora.agents.loading import load_tuned_pipeline, pipe_as
 from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ModelRef, RuntimeConfig
@@ -27,7 +27,7 @@ def image_to_video_form(pipe):
         return pipe
     import diffusers
 
-    return getattr(diffusers, target).from_pipe(pipe)
+    return pipe_as(getattr(diffusers, target), pipe)
 
 
 class ImageToVideoAgent:

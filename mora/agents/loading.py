@@ -84,6 +84,16 @@ def fresh_pipeline(ref: ModelRef, runtime: RuntimeConfig, dtype: torch.dtype | N
     return DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, dtype=dtype or torch_dtype(runtime))
 
 
+def pipe_as(cls, pipe):
+    """``cls.from_pipe(pipe)`` in the pipeline's own dtype: the pipeline in another form, sharing its weights.
+
+    diffusers 0.42's ``from_pipe`` casts to float32 unless told a dtype, and the components are shared, so
+    one img2img or image-to-video form turned a bfloat16 model (and the pipeline it came from) into float32:
+    twice the memory, and on a GPU many times the time (bench/real_size.py: LTX-Video 14 -> 28 GB).
+    """
+    return cls.from_pipe(pipe, dtype=pipe.dtype)
+
+
 def place(pipe, runtime: RuntimeConfig):
     if runtime.cpu_offload:
         pipe.enable_model_cpu_offload(device=runtime.device)
