@@ -91,7 +91,9 @@ def probe(preset: Path, model, use, folder: Path, args, layers: int | None) -> d
     build_model(model, args.models, args.dtype, 0, layers)
     built_s = time.perf_counter() - start
     cmd = [sys.executable, "-m", "mora.models.real.probe", str(preset), role, "--set", f"{use.field}={folder}",
-           "--cut", str(args.cut), "--side", str(args.side)]
+           "--side", str(args.side), "--device", args.device]
+    if args.cut is not None:
+        cmd += ["--cut", str(args.cut)]
     if role == "judge":
         cmd += ["--index", use.field.split(".")[1], "--set", f"{use.field.rsplit('.', 2)[0]}.orders=1"]
     if role == "eval-captioner":
@@ -188,7 +190,9 @@ def processor_folder(model, makers, args, part: str = "processor") -> Path:
     if not (folder / ".done").exists():
         spec = model.components[part]
         makers[spec.maker](folder, **spec.args)
-        (folder / "config.json").write_text(json.dumps({"model_type": "files-only"}))
+        from mora.models.real.stream import config_of
+
+        config_of(model.components[""]).save_pretrained(folder)  # what the processor reads beside its own files
         (folder / ".done").write_text("")
     return folder
 
@@ -245,7 +249,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / ".mora" / "real-size")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--utilisation", type=float, default=0.4, help="share of the H100's bf16 peak assumed")
-    parser.add_argument("--cut", type=int, default=1, help="blocks per stack kept for the CPU step")
+    parser.add_argument("--cut", type=lambda v: None if v == "none" else int(v), default=1,
+                        help="blocks per stack kept for the CPU step; none: full depth (a GPU)")
+    parser.add_argument("--device", default="cpu", help="where the probes load and step: cpu, or cuda on a GPU "
+                                                        "machine (with --cut none)")
     parser.add_argument("--side", type=int, default=128, help="image side of the CPU step")
     parser.add_argument("--no-probe", action="store_true", help="counts and traces only (nothing built)")
     parser.add_argument("--keep", action="store_true", help="keep the model folders")
@@ -273,7 +280,8 @@ def main() -> None:
         for model in unique_models(uses):
             first = next(u for u in uses if u.model is model)
             count = counts(model)
-            cached = args.cache / f"{model.name}.{args.dtype}.json"
+            where = "" if args.device == "cpu" else f".{args.device.replace(':', '')}"
+            cached = args.cache / f"{model.name}.{args.dtype}{where}.json"
             if cached.exists():
                 measured = json.loads(cached.read_text())
             elif args.no_probe:

@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--side", type=int, default=128, help="image side of the step")
     parser.add_argument("--limit-gib", type=float, default=18.0)
     parser.add_argument("--no-step", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine: the full model steps there")
     parser.add_argument("--compute-dtype", default="float32", choices=sorted(DTYPES),
                         help="dtype of the step (bfloat16 convolutions run ~100x slower than float32 on CPUs "
                              "without bf16 instructions)")
@@ -247,8 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
     from mora.config import load_config, parse_overrides
 
     watch_memory(int(args.limit_gib * 2**30))
-    cfg = load_config(args.preset, {**parse_overrides(args.sets), "runtime.device": "cpu", "runtime.threads": "2",
-                                    "runtime.cpu_offload": "false"})
+    cfg = load_config(args.preset, {**parse_overrides(args.sets), "runtime.device": args.device,
+                                    "runtime.threads": "2", "runtime.cpu_offload": "false"})
+    cuda = args.device.startswith("cuda")
     result: dict = {"role": role_name(args.role, args.index), "rss_before": _status("VmRSS")}
     reset_peak()
     start = time.perf_counter()
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cut is not None:
         result["cut_blocks"] = sum(cut_depth(m, args.cut) for m in modules_of(obj))
         result["cut"] = args.cut
-    if args.compute_dtype != cfg.runtime.dtype:  # after the cut: the full model never exists in float32
+    if args.compute_dtype != cfg.runtime.dtype and not cuda:  # after the cut: the full model never is float32
         for m in modules_of(obj):
             m.to(DTYPES[args.compute_dtype])
         result["compute_dtype"] = args.compute_dtype
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict:
     result |= step(args.role, obj, cfg, args.side)
     result |= {"step_s": time.perf_counter() - start, "step_peak": _status("VmHWM"), "side": args.side,
                "anon_peak": ANON_PEAK[0]}
+    if cuda:
+        result |= {"device": torch.cuda.get_device_name(), "gpu_peak": torch.cuda.max_memory_allocated()}
     result["ok"] = result["got"] == result["want"] and result.get("finite", True)
     return result
 

@@ -165,7 +165,7 @@ def judge_tokens(folder: Path, processor, family: str, config: JudgeConfig, heig
     frames = config.frames_per_candidate
     order = list(range(candidates))
     judge = TransformersJudge.__new__(TransformersJudge)
-    judge.config, judge.processor, judge.native_video = config, processor, False
+    judge.config, judge.processor, judge.native_video, judge.context = config, processor, False, None
     tok = processor.tokenizer
     if native:
         text_only = judge_messages("a red fox runs through a snowy forest at dawn", CRITERIA[0], order,
