@@ -81,17 +81,31 @@ def counts(model) -> dict:
             "delta": counted / published - 1, "within_2pct": abs(counted / published - 1) <= 0.02}
 
 
-def probe(preset: Path, model, use, folder: Path, args, layers: int | None) -> dict:
+def roles(model, uses) -> list[str]:
+    """What a probe loads and steps: the first use's role, then the model's other generation forms."""
+    mine = [u for u in uses if u.model is model]
+    first = "judge" if mine[0].field.startswith("judges.") else PROBE_ROLE.get(mine[0].field)
+    forms = [PROBE_ROLE[u.field] for u in mine[1:] if u.field.startswith("generation.")]
+    return [first] + [r for r in dict.fromkeys(forms) if r != first]
+
+
+def probe(preset: Path, model, uses, folder: Path, args, layers: int | None) -> dict:
     """Build the folder, then load and step it in a child process under the shared memory lock."""
     from mora.models.real.build import build_model, checkpoint_bytes, remove_model
 
-    role = "judge" if use.field.startswith("judges.") else PROBE_ROLE.get(use.field)
+    use = next(u for u in uses if u.model is model)
+    role, *others = roles(model, uses)
     need = checkpoint_bytes(model, DT[args.dtype], layers)
     start = time.perf_counter()
     build_model(model, args.models, args.dtype, 0, layers)
     built_s = time.perf_counter() - start
-    cmd = [sys.executable, "-m", "mora.models.real.probe", str(preset), role, "--set", f"{use.field}={folder}",
-           "--side", str(args.side), "--device", args.device]
+    cmd = [sys.executable, "-m", "mora.models.real.probe", str(preset), role, "--side", str(args.side),
+           "--device", args.device]
+    for u in uses:
+        if u.model is model and (u is use or u.field.startswith("generation.")):
+            cmd += ["--set", f"{u.field}={folder}"]
+    for other in others:
+        cmd += ["--also", other]
     if args.cut is not None:
         cmd += ["--cut", str(args.cut)]
     if role == "judge":
@@ -106,6 +120,8 @@ def probe(preset: Path, model, use, folder: Path, args, layers: int | None) -> d
     result |= {"build_s": built_s, "weights_bytes": need, "layers_on_disk": layers}
     if not args.keep:
         remove_model(model, args.models, keep_shared=True)
+        if role == "eval-aesthetic":
+            remove_model(BY_NAME[PAIR[use.model.name]], args.models, keep_shared=True)
     return result
 
 
@@ -278,10 +294,9 @@ def main() -> None:
         uses = preset_models(cfg)
         rows = []
         for model in unique_models(uses):
-            first = next(u for u in uses if u.model is model)
             count = counts(model)
             where = "" if args.device == "cpu" else f".{args.device.replace(':', '')}"
-            cached = args.cache / f"{model.name}.{args.dtype}{where}.json"
+            cached = args.cache / f"{model.name}.{'+'.join(roles(model, uses))}.{args.dtype}{where}.json"
             if cached.exists():
                 measured = json.loads(cached.read_text())
             elif args.no_probe:
@@ -291,7 +306,7 @@ def main() -> None:
 
                 full = checkpoint_bytes(model, DT[args.dtype])
                 layers = None if full + 4 * GIB < ram else 2  # a copy cut on disk: the full one cannot load here
-                measured = probe(preset, model, first, args.models / model.name, args, layers)
+                measured = probe(preset, model, uses, args.models / model.name, args, layers)
                 measured["full_bytes"] = full
                 if "error" not in measured:
                     cached.write_text(json.dumps(measured))
@@ -334,8 +349,11 @@ def render(preset: Path, cfg, rows, traced, proj, args) -> str:
             cut = f"first {x['cut']} blocks/stack" if x.get("cut") is not None else "full depth"
             if x.get("layers_on_disk"):
                 cut = f"{x['layers_on_disk']}-block copy on disk (full {x['full_bytes'] / GB:.0f} GB > RAM), {cut}"
-            step = f"{x.get('step_s', 0):.0f} s, {cut}, {x.get('compute_dtype', args.dtype)}"
+            forms = x.get("also", {})
+            step = f"{x.get('step_s', 0):.0f} s" + "".join(f" + {r} {f['step_s']:.0f} s" for r, f in forms.items())
+            step += f", {cut}, {x.get('compute_dtype', args.dtype)}"
             shapes = ("OK " if x.get("ok") else "WRONG ") + str(x.get("got"))
+            shapes += "".join(f"; {r} {f['got']}" for r, f in forms.items())
         lines.append(f"| {m.name} | {uses} | {c['counted'] / 1e9:.3f}B ({c['published'] / 1e9:g}B) | "
                      f"{c['delta']:+.1%}{'' if c['within_2pct'] else ' ✗'} | {c['checkpoint'] * 2 / GIB:.1f} | "
                      f"{load} | "

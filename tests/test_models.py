@@ -143,22 +143,6 @@ def np_image(seed: int = 0):
 
 
 
-@pytest.fixture
-def ltx_published_scheduler(tiny_models, tmp_path):
-    """The tiny LTX-Video with Lightricks/LTX-Video's published scheduler (scheduler/scheduler_config.json,
-    as diffusers' scripts/convert_ltx_to_diffusers.py writes it): dynamic shifting, shift_terminal 0.1."""
-    import json
-    import shutil
-
-    folder = tmp_path / "ltx-published-scheduler"
-    shutil.copytree(tiny_models / "ltx-i2v", folder)
-    path = folder / "scheduler" / "scheduler_config.json"
-    published = {"shift_terminal": 0.1, "use_dynamic_shifting": True, "base_shift": 0.95, "max_shift": 2.05,
-                 "base_image_seq_len": 1024, "max_image_seq_len": 4096}
-    path.write_text(json.dumps(json.loads(path.read_text()) | published))
-    return ModelRef(id=str(folder))
-
-
 def test_a_step_count_the_scheduler_cannot_run_is_a_config_error(ltx_published_scheduler):
     """With shift_terminal the schedule is stretched to end there, which divides by zero with one step: diffusers
     failed deep inside with an IndexError (found stepping the real-size LTX-Video in bench/real_size.py; the tiny
@@ -166,8 +150,9 @@ def test_a_step_count_the_scheduler_cannot_run_is_a_config_error(ltx_published_s
     from mora.agents.connect import ConnectAgent
     from mora.config import ConfigError
 
-    animate = ImageToVideoAgent.from_pretrained(ltx_published_scheduler, RT)
-    connect = ConnectAgent.from_pretrained(ltx_published_scheduler, RT)
+    ref = ModelRef(id=str(ltx_published_scheduler))
+    animate = ImageToVideoAgent.from_pretrained(ref, RT)
+    connect = ConnectAgent.from_pretrained(ref, RT)
     image = np_image()
     for call in (lambda steps: animate.animate([image], "a red fox", [0], 9, 64, 64, steps, 3.0, 24)[0],
                  lambda steps: connect.between(image, image, "a red fox", 0, 9, 64, 64, steps, 3.0, 24)):
@@ -184,13 +169,14 @@ def test_the_connect_form_runs_on_ltx_videos_published_dynamic_shifting_schedule
     the connect form). The image-to-video form keeps dynamic shifting: it computes ``mu`` itself."""
     from mora.agents.connect import ConnectAgent
 
-    connect = ConnectAgent.from_pretrained(ltx_published_scheduler, RT)
+    ref = ModelRef(id=str(ltx_published_scheduler))
+    connect = ConnectAgent.from_pretrained(ref, RT)
     first, last = np_image(), np_image(1)
     clip = connect.between(first, last, "a red fox", 0, 9, 64, 64, 2, 3.0, 24)
     assert clip.shape == (9, 64, 64, 3) and clip.std() > 0
     extended = connect.continue_clip([first, last], "a red fox", 0, 17, 64, 64, 2, 3.0, 24)
     assert extended.shape == (17, 64, 64, 3)
-    animate = ImageToVideoAgent.from_pretrained(ltx_published_scheduler, RT)
+    animate = ImageToVideoAgent.from_pretrained(ref, RT)
     assert animate.pipe.scheduler.config.use_dynamic_shifting
     assert not connect.pipe.scheduler.config.use_dynamic_shifting
     assert connect.pipe.transformer is animate.pipe.transformer  # one set of weights, two forms

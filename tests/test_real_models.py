@@ -217,3 +217,24 @@ def test_probe_cuts_every_block_stack_and_the_model_still_runs():
     assert len(model.model.layers) == 1 and model.config.num_hidden_layers == 1
     out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=2, min_new_tokens=2, do_sample=False)
     assert out.shape == (1, 5)
+
+
+def test_probe_steps_every_form_of_a_model_on_the_weights_it_loaded(ltx_published_scheduler):
+    """bench/real_size.py probes a model once with all its generation forms: LTX-Video animates and connects on
+    one set of weights, and its connect form is where the real size broke (float32 copies, the scheduler's mu)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = ltx_published_scheduler
+    out = subprocess.run([sys.executable, "-m", "mora.models.real.probe", "configs/tiny.yaml", "image_to_video",
+                          "--also", "connect", "--cut", "1", "--side", "64", "--limit-gib", "4",
+                          "--set", f"generation.image_to_video.id={folder}",
+                          "--set", f"generation.connect.id={folder}"],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "error" not in result, out.stderr[-2000:]
+    assert result["ok"] and result["got"] == [[1, 9, 64, 64, 3]] and result["cut_blocks"] > 0
+    connect = result["also"]["connect"]
+    assert connect["ok"] and connect["got"] == [[9, 64, 64, 3]]
+    assert connect["cut_blocks"] == 0  # its transformer is the one already cut: the forms share their weights
