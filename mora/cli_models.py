@@ -66,14 +66,20 @@ def make_random_cmd(
     table = Table(title=f"{preset.name}: real-size models in {dtype}")
     for col in ("model", "hub id", "GB", "result"):
         table.add_column(col, justify="right" if col == "GB" else "left")
+    planned = 0  # --list: what the models above would have added
     for model in models:
         need = checkpoint_bytes(model, DTYPES[dtype], layers)
-        used = folder_bytes(directory)
-        free = shutil.disk_usage(directory).free
+        used = folder_bytes(directory) + planned
+        free = shutil.disk_usage(directory).free - planned
         if (directory / model.name).exists():
             result = "present"
+        elif dry_run and used + need <= max_gb * GB and need < free:
+            result, planned = "would be built", planned + need
         elif dry_run:
-            result = "fits" if used + need <= max_gb * GB and need < free else "over the disk budget"
+            result = (f"over the disk budget ({need / GB:.0f} GB > --max-gb {max_gb:g}): build a cut copy (--layers 2)"
+                      if need > max_gb * GB else
+                      f"over the disk budget after the ones above ({(used + need) / GB:.0f} GB > --max-gb {max_gb:g}): "
+                      "build it alone (--only) once they are removed")
         elif used + need > max_gb * GB or need > free:
             result = (f"not built: {need / GB:.1f} GB would take {directory} to {(used + need) / GB:.1f} GB, over "
                       f"--max-gb {max_gb:g} (or the {free / GB:.0f} GB free); build it alone, or with --layers")

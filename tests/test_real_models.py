@@ -202,9 +202,20 @@ def test_make_random_lists_a_preset_and_prints_the_set_overrides(tmp_path):
     result = CliRunner().invoke(app, ["models", "make-random", "configs/sd35-wan-ltx.yaml", str(tmp_path), "--list",
                                       "--only", "wan2.1-i2v-14b-480p", "--only", "dinov2-base"])
     assert result.exit_code == 0, result.output
-    assert "over the disk budget" in result.output and "cannot load in this machine" in result.output
+    assert "build a cut copy" in result.output and "cannot load in this machine" in result.output
+    assert "would be built" in result.output
     assert f"--set generation.image_to_video.id={tmp_path}/wan2.1-i2v-14b-480p" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_make_random_list_counts_the_models_it_would_build_before_against_the_budget(tmp_path):
+    """--list adds up what it would build: two models that each fit 20 GB do not fit it together."""
+    result = CliRunner().invoke(app, ["models", "make-random", "configs/sd35-wan-ltx.yaml", str(tmp_path), "--list",
+                                      "--max-gb", "20", "--only", "qwen2.5-7b-instruct",
+                                      "--only", "stable-diffusion-3.5-medium"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("would be built") == 1
+    assert "after the ones above" in result.output and "build it alone" in result.output
 
 
 def test_probe_cuts_every_block_stack_and_the_model_still_runs():
