@@ -405,9 +405,10 @@ _ADDED_LATER = (("generation", "checkpoint", None), ("prompts", "backend", "tran
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:
-    """``a.b.0.c=value``: mappings by key, lists by index; the value is parsed as YAML."""
+    """``a.b.0.c=value``: mappings by key, lists by index; the value is parsed as YAML. A section the YAML
+    leaves out starts from its defaults, so ``eval.image_captioner.model.id=DIR`` keeps the default family."""
     keys = dotted.split(".")
-    node = data
+    node, cls = data, RoundConfig
     for depth, key in enumerate(keys):
         last = depth == len(keys) - 1
         if isinstance(node, list) and key.isdigit() and int(key) < len(node):
@@ -420,10 +421,12 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
         if last:
             node[index] = yaml.safe_load(raw) if raw != "" else None
         else:
-            if isinstance(node, dict):
-                node = node.setdefault(key, {})
-            else:
-                node = node[index]
+            field = getattr(cls, "model_fields", {}).get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and key not in node:  # a section the YAML leaves out: its defaults first
+                default = field.get_default(call_default_factory=True) if field else None
+                node[key] = default.model_dump() if isinstance(default, BaseModel) else {}
+            node = node[index]
+            cls = field.annotation if field and isinstance(field.annotation, type) else None
 
 
 def _first_error(err: ValidationError) -> dict:
