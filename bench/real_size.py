@@ -296,9 +296,13 @@ def main() -> None:
         for model in unique_models(uses):
             count = counts(model)
             where = "" if args.device == "cpu" else f".{args.device.replace(':', '')}"
-            cached = args.cache / f"{model.name}.{'+'.join(roles(model, uses))}.{args.dtype}{where}.json"
+            forms = roles(model, uses)
+            cached = args.cache / f"{model.name}.{'+'.join(forms)}.{args.dtype}{where}.json"
+            alone = args.cache / f"{model.name}.{forms[0]}.{args.dtype}{where}.json"  # its first form only
             if cached.exists():
                 measured = json.loads(cached.read_text())
+            elif args.no_probe and alone.exists():
+                measured = json.loads(alone.read_text()) | {"not_stepped": forms[1:]}
             elif args.no_probe:
                 measured = {"skipped": "--no-probe"}
             else:
@@ -351,6 +355,7 @@ def render(preset: Path, cfg, rows, traced, proj, args) -> str:
                 cut = f"{x['layers_on_disk']}-block copy on disk (full {x['full_bytes'] / GB:.0f} GB > RAM), {cut}"
             forms = x.get("also", {})
             step = f"{x.get('step_s', 0):.0f} s" + "".join(f" + {r} {f['step_s']:.0f} s" for r, f in forms.items())
+            step += "".join(f" + {r} not stepped" for r in x.get("not_stepped", []))
             step += f", {cut}, {x.get('compute_dtype', args.dtype)}"
             shapes = ("OK " if x.get("ok") else "WRONG ") + str(x.get("got"))
             shapes += "".join(f"; {r} {f['got']}" for r, f in forms.items())
