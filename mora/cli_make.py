@@ -85,7 +85,8 @@ def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer
 
 @make_app.command("extend")
 def extend_cmd(video: Path = typer.Option(..., help="video to continue"), prompt: str = typer.Option(""),
-               out: Path = typer.Option(..., help="mp4"), segments: int = typer.Option(1, min=1),
+               out: Path = typer.Option(..., help="mp4"),
+               segments: int = typer.Option(1, help="segments to add (1 to 64: each continues from the last)"),
                chaining: str | None = typer.Option(None, help="last-frame or clip (default procedures.chaining)"),
                seed: int = SEED,
                config: Path = CONFIG, set_: list[str] = SET) -> None:

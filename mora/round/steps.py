@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
 from mora.agents.loading import release
-from mora.agents.prompt import PromptAgent, load_prompt_agent
+from mora.agents.prompt import load_prompt_agent
+from mora.agents.prompt_writer import PromptWriter
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import ConfigError, RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
@@ -39,7 +40,7 @@ def round_seed(config: RoundConfig, *parts) -> int:
 class RoundAgents:
     """Every model a round needs, loaded once per worker process (see ``mora.agents.loading``)."""
 
-    prompt: PromptAgent | None
+    prompt: PromptWriter | None
     text_to_image: TextToImageAgent | None
     image_to_video: ImageToVideoAgent | None
     judges: list[Judge]
@@ -60,7 +61,7 @@ class RoundAgents:
                    if "judges" in parts else [])
 
 
-def plan_prompts(config: RoundConfig, agent: PromptAgent | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
+def plan_prompts(config: RoundConfig, agent: PromptWriter | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
     """New prompts: the LLM's, topped up by the synthesizer, none repeating ``earlier`` (the prompts of
     the dataset's earlier iterations) or each other; then enhanced."""
     p = config.prompts
@@ -146,7 +147,7 @@ def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candi
         "criterion_seed": criterion_seed, "judges": [r.to_row() for r in rankings],
         "decision": decision.decision, "decision_source": "judges", "decision_reason": decision.reason,
         "selected": decision.decision == ACCEPTED and decision.winner == c.index,
-        "review": None,
+        "review": None, "routing": None,  # routing: set by the round's policy (mora.review.routing)
         "generation_seconds": c.seconds, "created_at": now, "round_started_at": started_at,
     } for c, video in zip(candidates, videos, strict=True)]
 
