@@ -15,6 +15,7 @@ from mora.cli_dataset import export_cmd, judges_cmd, migrate_cmd, pairs_cmd, pub
 from mora.cli_env import flow_settings, prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
+from mora.cli_models import make_random_cmd
 from mora.cli_train import self_train_cmd, train_cmd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mora: synthesize and curate video training data.")
@@ -28,6 +29,7 @@ app.add_typer(make_app, name="make")
 app.command("train")(train_cmd)
 app.command("self-train")(self_train_cmd)
 app.command("eval")(eval_cmd)
+models_app.command("make-random")(make_random_cmd)
 dataset_app.command("pairs")(pairs_cmd)
 dataset_app.command("judges")(judges_cmd)
 dataset_app.command("export")(export_cmd)

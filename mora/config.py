@@ -138,6 +138,11 @@ class GenerationConfig(_Strict):
     video_guidance: float = Field(3.0, ge=0)
     edit_strength: float = Field(0.6, gt=0, le=1, description="img2img: how far an edit may move from the image")
     context_frames: int = Field(5, ge=1, le=64, description="last frames that condition the next segment")
+    video_batch: int | None = Field(
+        None, ge=1, le=16, description="candidates one image-to-video call animates; null: all of a prompt's at "
+                                       "once. Lower it to bound the activation memory of the batched call "
+                                       "(Stable Video Diffusion at 1024x576x25: ~7.7 GiB per candidate, "
+                                       "bench/real_size.py)")
     checkpoint: str | None = Field(
         None, description="a self-modulated fine-tuning checkpoint folder (mora train); the agents load their "
                           "base models, then its weights and modulation embeddings")
@@ -434,14 +439,15 @@ class RoundConfig(_Strict):
 
 # (section, field, value that behaves as before the field existed)
 _ADDED_LATER = (("generation", "checkpoint", None), ("prompts", "backend", "transformers"),
-                ("prompts", "server", None))
+                ("prompts", "server", None), ("generation", "video_batch", None))
 _SERVER_ADDED_LATER = (("round_budget_s", 1800.0), ("breaker", ServerBreaker().model_dump(mode="json")))
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:
-    """``a.b.0.c=value``: mappings by key, lists by index; the value is parsed as YAML."""
+    """``a.b.0.c=value``: mappings by key, lists by index; the value is parsed as YAML. A section the YAML
+    leaves out starts from its defaults, so ``eval.image_captioner.model.id=DIR`` keeps the default family."""
     keys = dotted.split(".")
-    node = data
+    node, cls = data, RoundConfig
     for depth, key in enumerate(keys):
         last = depth == len(keys) - 1
         if isinstance(node, list) and key.isdigit() and int(key) < len(node):
@@ -454,10 +460,12 @@ def _set_dotted(data: dict, dotted: str, raw: str) -> None:
         if last:
             node[index] = yaml.safe_load(raw) if raw != "" else None
         else:
-            if isinstance(node, dict):
-                node = node.setdefault(key, {})
-            else:
-                node = node[index]
+            field = getattr(cls, "model_fields", {}).get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and key not in node:  # a section the YAML leaves out: its defaults first
+                default = field.get_default(call_default_factory=True) if field else None
+                node[key] = default.model_dump() if isinstance(default, BaseModel) else {}
+            node = node[index]
+            cls = field.annotation if field and isinstance(field.annotation, type) else None
 
 
 def _first_error(err: ValidationError) -> dict:

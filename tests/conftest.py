@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -67,6 +69,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def ltx_published_scheduler(tiny_models, tmp_path):
+    """The tiny LTX-Video with Lightricks/LTX-Video's published scheduler (scheduler/scheduler_config.json,
+    as diffusers' scripts/convert_ltx_to_diffusers.py writes it): dynamic shifting, shift_terminal 0.1."""
+    folder = tmp_path / "ltx-published-scheduler"
+    shutil.copytree(tiny_models / "ltx-i2v", folder)
+    path = folder / "scheduler" / "scheduler_config.json"
+    published = {"shift_terminal": 0.1, "use_dynamic_shifting": True, "base_shift": 0.95, "max_shift": 2.05,
+                 "base_image_seq_len": 1024, "max_image_seq_len": 4096}
+    path.write_text(json.dumps(json.loads(path.read_text()) | published))
+    return folder
 
 
 @pytest.fixture(scope="session")

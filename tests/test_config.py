@@ -90,3 +90,13 @@ def test_the_engine_and_its_workers_are_no_part_of_the_round_id():
 def test_engine_settings_are_checked_at_the_edge(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(REPO / "configs" / "tiny.yaml", overrides)
+
+
+def test_a_set_into_a_section_the_preset_leaves_out_keeps_that_sections_defaults():
+    """Found at real size: ray-gpu.yaml has no eval section, so pointing its default captioner at a local folder
+    (--set eval.image_captioner.model.id=DIR, what make-random prints) lost the captioner's family."""
+    cfg = load_config("configs/ray-gpu.yaml", {"eval.image_captioner.model.id": "/models/llava-0.5b",
+                                               "eval.video_captioner.model.id": "/models/qwen2-vl-2b"})
+    assert cfg.eval.image_captioner.family == "llava-onevision"
+    assert cfg.eval.image_captioner.model.id == "/models/llava-0.5b"
+    assert cfg.eval.video_captioner.family == "qwen2-vl" and cfg.eval.items_per_task == 8

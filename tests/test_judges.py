@@ -152,3 +152,41 @@ def test_native_video_input_where_torchvision_imports(tiny_models, family):
     assert judge.native_video
     r = judge.rank(_candidates(), seed=0)
     assert not r.abstained and sorted(r.ranking) == [0, 1, 2, 3]
+
+
+def test_candidate_labels_stay_beside_their_frames_under_llava_onevisions_published_template(tiny_models):
+    """LLaVA-OneVision's chat template renders every image of a turn first: all 8 frames came before
+    "Candidate A:", so no frame could be told apart from the others. The labels must precede their frames."""
+    from mora.models.real.parts import LLAVA_ONEVISION_TEMPLATE
+
+    judge = _judge(tiny_models / "llava-onevision", "llava-onevision", orders=1, frames_per_candidate=2)
+    judge.processor.chat_template = LLAVA_ONEVISION_TEMPLATE
+    judge.processor._mora_media_in_place = None
+    inputs = judge._inputs(_candidates(), [0, 1, 2, 3])
+    text = judge.processor.tokenizer.decode(inputs["input_ids"][0])
+    image = judge.processor.image_token
+    labels = [text.index(f"Candidate {c}:") for c in "ABCD"]
+    for start, end in zip(labels, labels[1:] + [text.index("Rank all")], strict=True):
+        assert text[start:end].count(image) > 0  # this candidate's frames, between its label and the next
+    assert text.index(image) > labels[0]
+    r = judge.rank(_candidates(), seed=0)
+    assert sorted(r.ranking) == [0, 1, 2, 3] or r.abstained and "tie" in r.reason
+
+
+def test_templates_that_keep_media_in_place_are_used_as_they_are(tiny_models):
+    from mora.judges.local import media_in_place
+
+    judge = _judge(tiny_models / "qwen2-vl", "qwen2-vl")
+    assert media_in_place(judge.processor)
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "llava-onevision"])
+def test_a_set_longer_than_the_models_context_is_an_abstention_not_an_answer(tiny_models, family):
+    """At real size 8 frames of 1024x576 per candidate take ~25k of Qwen2-VL's 32k tokens (bench/real_size.py):
+    a few more frames and the positions run past anything the model was trained on."""
+    judge = _judge(tiny_models / family, family, orders=2)
+    fits = judge.rank(_candidates(), seed=0)
+    assert "context" not in (fits.reason or "")
+    judge.context = 40
+    r = judge.rank(_candidates(), seed=0)
+    assert r.abstained and "more than the model's context of 40" in r.reason and "frames_per_candidate" in r.reason

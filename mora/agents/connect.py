@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from mora.agents.image_to_video import image_to_video_form
-from mora.agents.loading import load_pipeline_as, load_tuned_pipeline, once
+from mora.agents.loading import check_steps, load_pipeline_as, load_tuned_pipeline, once, pipe_as
 from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ConfigError, ModelRef, RuntimeConfig
@@ -25,11 +25,18 @@ FIRST_LAST = {"WanImageToVideoPipeline"}  # bridge with image + last_image
 
 
 def _conditioned(pipe):
+    """The pipeline in its connect form. LTXConditionPipeline sets its own timesteps (a linear-quadratic
+    schedule) and passes no ``mu``, so a scheduler that shifts dynamically (the published Lightricks/LTX-Video,
+    0.9.0 and 0.9.1) stops it with a ValueError before the first step: the form gets its own scheduler that does
+    not (the image-to-video form, which computes ``mu``, keeps the published one)."""
     from diffusers import LTXConditionPipeline
 
-    if type(pipe).__name__ in FIRST_LAST or isinstance(pipe, LTXConditionPipeline):
+    if type(pipe).__name__ in FIRST_LAST:
         return pipe
-    return LTXConditionPipeline.from_pipe(pipe)
+    form = pipe if isinstance(pipe, LTXConditionPipeline) else pipe_as(LTXConditionPipeline, pipe)
+    if form.scheduler.config.get("use_dynamic_shifting"):
+        form.scheduler = type(form.scheduler).from_config(form.scheduler.config, use_dynamic_shifting=False)
+    return form
 
 
 def tunes_connect(checkpoint: str | None, ref: ModelRef) -> bool:
@@ -61,6 +68,7 @@ class ConnectAgent:
 
     def _run(self, conditions: list, prompt: str, seed: int, num_frames: int, height: int, width: int,
              steps: int, guidance: float, fps: float) -> np.ndarray:
+        check_steps(self.pipe, steps, "generation.video_steps")
         text = {"prompt": prompt}
         if self.modulation is not None:  # the prompt embedding with the agent's modulation tokens after it
             with torch.no_grad():
@@ -76,6 +84,7 @@ class ConnectAgent:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
         if self.family in FIRST_LAST:
+            check_steps(self.pipe, steps, "generation.video_steps")
             out = self.pipe(image=first, last_image=last, prompt=prompt, height=height, width=width,
                             num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance,
                             generator=generators([seed])[0], output_type="np").frames

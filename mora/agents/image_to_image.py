@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from mora.agents.loading import load_pipeline_as
+from mora.agents.loading import load_pipeline_as, pipe_as
 from mora.agents.text_to_image import generators
 from mora.config import ModelRef, RuntimeConfig
 
@@ -26,7 +26,7 @@ class ImageToImageAgent:
                 return pipe
             from diffusers import AutoPipelineForImage2Image
 
-            return AutoPipelineForImage2Image.from_pipe(pipe)
+            return pipe_as(AutoPipelineForImage2Image, pipe)
 
         return cls(load_pipeline_as("image-to-image", ref, runtime, img2img), ref)
 

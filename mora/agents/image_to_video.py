@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mora.agents.loading import load_tuned_pipeline
+from mora.agents.loading import check_steps, load_tuned_pipeline, pipe_as
 from mora.agents.modulation import Modulation, ltx_conditioning
 from mora.agents.text_to_image import generators
 from mora.config import ModelRef, RuntimeConfig
@@ -27,7 +27,7 @@ def image_to_video_form(pipe):
         return pipe
     import diffusers
 
-    return getattr(diffusers, target).from_pipe(pipe)
+    return pipe_as(getattr(diffusers, target), pipe)
 
 
 class ImageToVideoAgent:
@@ -47,6 +47,7 @@ class ImageToVideoAgent:
     def animate(self, images: list[Image.Image], prompt: str, seeds: list[int], num_frames: int, height: int,
                 width: int, steps: int, guidance: float, fps: float) -> np.ndarray:
         """``[B, T, H, W, 3]`` uint8 frames, one clip per image, in one batched call."""
+        check_steps(self.pipe, steps, "generation.video_steps")
         kwargs = dict(image=images, height=height, width=width, num_frames=num_frames, num_inference_steps=steps,
                       generator=generators(seeds), output_type="np")
         if self.family in IMAGE_ONLY:

@@ -84,6 +84,33 @@ def fresh_pipeline(ref: ModelRef, runtime: RuntimeConfig, dtype: torch.dtype | N
     return DiffusionPipeline.from_pretrained(ref.id, revision=ref.revision, dtype=dtype or torch_dtype(runtime))
 
 
+def pipe_as(cls, pipe):
+    """``cls.from_pipe(pipe)`` in the pipeline's own dtype: the pipeline in another form, sharing its weights.
+
+    diffusers 0.42's ``from_pipe`` casts to float32 unless told a dtype, and the components are shared, so
+    one img2img or image-to-video form turned a bfloat16 model (and the pipeline it came from) into float32:
+    twice the memory, and on a GPU many times the time (bench/real_size.py: LTX-Video 14 -> 28 GB).
+    """
+    return cls.from_pipe(pipe, dtype=pipe.dtype)
+
+
+def min_steps(pipe) -> int:
+    """The fewest denoising steps the pipeline's scheduler can run: a flow-matching schedule stretched to end
+    at ``shift_terminal`` (LTX-Video's published scheduler) divides by zero with one step."""
+    return 2 if getattr(pipe.scheduler, "config", {}).get("shift_terminal") else 1
+
+
+def check_steps(pipe, steps: int, field: str) -> None:
+    """A clear error for a step count the scheduler cannot run (diffusers answers with an IndexError)."""
+    need = min_steps(pipe)
+    if steps < need:
+        from mora.config import ConfigError
+
+        raise ConfigError(f"config field '{field}': {type(pipe.scheduler).__name__} with shift_terminal "
+                          f"{pipe.scheduler.config['shift_terminal']} needs at least {need} steps (got {steps}); "
+                          f"set {field} to {need} or more")
+
+
 def place(pipe, runtime: RuntimeConfig):
     if runtime.cpu_offload:
         pipe.enable_model_cpu_offload(device=runtime.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from mora.agents.loading import load_tuned_pipeline
+from mora.agents.loading import load_tuned_pipeline, pipe_as
 from mora.agents.modulation import Modulation, sd3_conditioning
 from mora.config import ModelRef, RuntimeConfig
 
@@ -47,7 +47,7 @@ class TextToImageAgent:
         if self._img2img is None:
             from diffusers import AutoPipelineForImage2Image
 
-            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            self._img2img = pipe_as(AutoPipelineForImage2Image, self.pipe)
             self._img2img.set_progress_bar_config(disable=True)
         text = self._text(prompt, len(images), guidance) if self.modulation else {"prompt": [prompt] * len(images)}
         out = self._img2img(**text, image=images, strength=strength, num_inference_steps=steps,

@@ -32,12 +32,43 @@ def wants_native_video(config: JudgeConfig, field: str) -> bool:
     return has_torchvision()
 
 
+def media_in_place(processor) -> bool:
+    """Whether the processor's chat template renders an image where it stands among the text parts.
+
+    Qwen2-VL's does. LLaVA-OneVision's published template renders every image of a turn first, then
+    every text part, which would leave "Candidate A:" ... "Candidate D:" after all 32 frames.
+    """
+    if getattr(processor, "_mora_media_in_place", None) is None:
+        probe = [{"role": "user", "content": [{"type": "text", "text": "\u2460"}, {"type": "image"},
+                                              {"type": "text", "text": "\u2461"}]}]
+        text = processor.apply_chat_template(probe, add_generation_prompt=True, tokenize=False)
+        image = text.find(processor.image_token)
+        processor._mora_media_in_place = 0 <= text.find("\u2460") < image < text.find("\u2461")
+    return processor._mora_media_in_place
+
+
+def chat_text(processor, messages: list[dict]) -> str:
+    """The prompt as the model's chat template writes it, every image or video where the message puts it.
+
+    Where the template moves media (see ``media_in_place``), each turn is given to it as one text part with
+    the processor's image and video tokens written in place; the processor expands them as usual.
+    """
+    if not media_in_place(processor):
+        marks = {"image": processor.image_token, "video": getattr(processor, "video_token", None)}
+        messages = [{"role": m["role"], "content": [{"type": "text", "text": "".join(
+            part["text"] if part["type"] == "text" else marks[part["type"]] for part in m["content"])}]}
+            for m in messages]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 class TransformersJudge(Judge):
     backend = "transformers"
 
     def __init__(self, config: JudgeConfig, model, processor, native_video: bool = False):
         super().__init__(config)
         self.model, self.processor, self.native_video = model, processor, native_video
+        text_config = getattr(model.config, "text_config", model.config)
+        self.context = getattr(text_config, "max_position_embeddings", None)
         tok = processor.tokenizer
         self.label_ids = []
         for label in LABELS:
@@ -72,7 +103,7 @@ class TransformersJudge(Judge):
         else:
             media, shown_as = (lambda c: [{"type": "image"}] * len(frames[c])), f"as {n_frames} frames in time order"
         messages = judge_messages(candidates.prompt, candidates.criterion, order, media, shown_as)
-        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = chat_text(self.processor, messages)
         if self.native_video:
             videos = [np.stack([np.asarray(f) for f in frames[c]]) for c in order]
             inputs = self.processor(text=[text], videos=videos, do_sample_frames=False, return_tensors="pt")
@@ -80,6 +111,10 @@ class TransformersJudge(Judge):
             shown: list[Image.Image] = [img for c in order for img in frames[c]]
             packed = [shown] if self.config.family == "llava-onevision" else shown
             inputs = self.processor(text=[text], images=packed, return_tensors="pt")
+        length = inputs["input_ids"].shape[1] + (self.config.max_new_tokens if self.config.method == "free-text" else 0)
+        if self.context and length > self.context:  # past it positions were never trained: the answer is noise
+            raise Abstain(f"the set takes {length} tokens, more than the model's context of {self.context}; lower "
+                          f"frames_per_candidate ({self.config.frames_per_candidate}) or the frame size")
         return inputs.to(self.model.device)
 
     def _all_orders(self, candidates: CandidateSet, orders: list[list[int]]):

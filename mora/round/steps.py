@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
+from mora.agents.loading import release
 from mora.agents.prompt import load_prompt_agent
 from mora.agents.prompt_writer import PromptWriter
 from mora.agents.text_to_image import TextToImageAgent
@@ -85,6 +86,15 @@ def plan_prompts(config: RoundConfig, agent: PromptWriter | None, earlier: Itera
     by = p.model.describe() if p.model else "none"
     return [PlannedPrompt(index=i, prompt=t, source=s, enhanced=e or t, enhanced_by=by if e else "none")
             for i, ((t, s), e) in enumerate(zip(prompts, enhanced, strict=True))]
+
+
+def plan_and_release(config: RoundConfig, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
+    """The round's prompts, then the prompt LLM freed: only planning uses it, and on one GPU its ~15 GB are
+    what the generators and judges load next (bench/real_size.py)."""
+    try:
+        return plan_prompts(config, RoundAgents.load(config, frozenset({"prompt"})).prompt, earlier)
+    finally:
+        release({"prompt"})
 
 
 def make_candidates(config: RoundConfig, agents: RoundAgents, planned: PlannedPrompt) -> list[Candidate]:

@@ -28,7 +28,7 @@ def write_prompts(config: RoundConfig, state: RoundState) -> list[PlannedPrompt]
     planned = state.load_prompts()
     if planned is None:
         earlier = earlier_prompts(config.shards.root, config.shards.dataset, config.iteration)
-        planned = steps.plan_prompts(config, steps.RoundAgents.load(config, frozenset({"prompt"})).prompt, earlier)
+        planned = steps.plan_and_release(config, earlier)
         state.save_prompts(planned)
     sources = {s: sum(p.source == s for p in planned) for s in {p.source for p in planned}}
     get_run_logger().info("%d prompts (%s)", len(planned), ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())))
