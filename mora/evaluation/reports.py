@@ -221,12 +221,14 @@ def _csv(df: pd.DataFrame, path: Path) -> Path:
     return write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
-def write_task_tables(runs: list[dict], folder: Path, title: str, ordered: bool = True) -> dict[str, list[str]]:
-    """``table-TASK.{csv,png}`` and ``table-TASK.implementations.csv`` for every task these runs have."""
+def write_task_tables(runs: list[dict], folder: Path, title: str, ordered: bool = True,
+                      min_rows: int = 1) -> dict[str, list[str]]:
+    """``table-TASK.{csv,png}`` and ``table-TASK.implementations.csv`` for every task at least ``min_rows``
+    of these runs have."""
     out: dict[str, list[str]] = {"tables": [], "figures": []}
     for task in EVAL_TASKS:
         df = task_table(runs, task, ordered)
-        if not len(df):
+        if len(df) < min_rows:
             continue
         impl = implementations(runs, task)
         mixed = set(impl.loc[~impl["comparable"], "metric"])
@@ -257,8 +259,8 @@ def write_reports(folder: Path, title: str) -> dict[str, list[str]]:
 
 
 def compare(folder: Path, labels: list[str], out: Path | None = None, title: str = "") -> dict[str, list[str]]:
-    """One table per task with the named systems side by side, in the order given (checkpoints, base
-    runs and outside systems alike), under ``out`` (default ``folder/compare``)."""
+    """One table per task that two or more of the named systems have, side by side in the order given
+    (checkpoints, base runs and outside systems alike), under ``out`` (default ``folder/compare``)."""
     runs = {r["label"]: r for r in load_runs(folder)}
     unknown = [label for label in labels if label not in runs]
     if unknown:
@@ -268,4 +270,7 @@ def compare(folder: Path, labels: list[str], out: Path | None = None, title: str
         raise InputError("--compare needs at least two systems: --compare LABEL --compare LABEL ...")
     chosen = [runs[label] for label in dict.fromkeys(labels)]
     out = Path(out) if out else Path(folder) / "compare"
-    return write_task_tables(chosen, out, title or " vs ".join(labels), ordered=False)
+    files = write_task_tables(chosen, out, title or " vs ".join(labels), ordered=False, min_rows=2)
+    if not files["tables"]:
+        raise InputError(f"--compare: {', '.join(labels)} share no task; evaluate them on the same task first")
+    return files
