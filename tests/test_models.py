@@ -5,7 +5,8 @@ import pytest
 
 from mora.agents import loading
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent, dedupe
+from mora.agents.prompt import PromptAgent
+from mora.agents.prompt_writer import dedupe
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import GenerationConfig, ModelRef, RuntimeConfig, load_config
 from mora.procedures.text_to_video import text_to_video

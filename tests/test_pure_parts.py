@@ -2,7 +2,7 @@
 
 import pytest
 
-from mora.agents.prompt import clean_prompt, dedupe
+from mora.agents.prompt_writer import clean_prompt, dedupe
 from mora.judges.asking import presentation_orders
 from mora.judges.criteria import CRITERIA, draw_criterion
 from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW, JudgeRanking, abstain, decide

@@ -8,13 +8,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from mora.agents.loading import once
-from mora.agents.prompt import PromptAgent
+from mora.agents.prompt_writer import PromptWriter
 from mora.config import ConfigError, PromptConfig
 
 PARALLEL = 8  # requests in flight at once: servers batch them
 
 
-class ServedPromptAgent(PromptAgent):
+class ServedPromptAgent(PromptWriter):
     """``invent`` and ``enhance`` as the in-process agent does them, one chat request per ask."""
 
     def __init__(self, client, model: str, config: PromptConfig):

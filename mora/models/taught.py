@@ -65,7 +65,7 @@ def teach_prompt(source: Path, answer: str, out: Path, steps: int = 300, seed: i
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mora.agents.prompt import ENHANCE, INVENT
+    from mora.agents.prompt_writer import ENHANCE, INVENT
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(source)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mora.agents.image_to_video import ImageToVideoAgent
-from mora.agents.prompt import PromptAgent, load_prompt_agent
+from mora.agents.prompt import load_prompt_agent
+from mora.agents.prompt_writer import PromptWriter
 from mora.agents.text_to_image import TextToImageAgent
 from mora.config import ConfigError, RoundConfig
 from mora.datasets.schema import SCHEMA_VERSION
@@ -38,7 +39,7 @@ def round_seed(config: RoundConfig, *parts) -> int:
 class RoundAgents:
     """Every model a round needs, loaded once per worker process (see ``mora.agents.loading``)."""
 
-    prompt: PromptAgent | None
+    prompt: PromptWriter | None
     text_to_image: TextToImageAgent | None
     image_to_video: ImageToVideoAgent | None
     judges: list[Judge]
@@ -59,7 +60,7 @@ class RoundAgents:
                    if "judges" in parts else [])
 
 
-def plan_prompts(config: RoundConfig, agent: PromptAgent | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
+def plan_prompts(config: RoundConfig, agent: PromptWriter | None, earlier: Iterable[str] = ()) -> list[PlannedPrompt]:
     """New prompts: the LLM's, topped up by the synthesizer, none repeating ``earlier`` (the prompts of
     the dataset's earlier iterations) or each other; then enhanced."""
     p = config.prompts
