@@ -13,7 +13,7 @@ from mora.agents.loading import ModelLoadError, cached, torch_dtype
 from mora.config import CaptionerRef, ModelRef, RuntimeConfig
 
 EVAL_KINDS = {"eval-object", "eval-clip", "eval-aesthetic-clip", "eval-aesthetic-head", "eval-video-text",
-              "eval-text-embedder", "eval-captioner"}
+              "eval-text-embedder", "eval-captioner", "eval-raft", "eval-musiq"}
 
 
 def _images(frames) -> list[Image.Image]:

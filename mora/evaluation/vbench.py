@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mora.agents.loading import cached
+from mora.agents.loading import ModelLoadError, cached
 from mora.config import ModelRef, RuntimeConfig
 from mora.evaluation.models import weights_file
 
@@ -30,7 +30,11 @@ class RaftFlow:
 
             model = raft_large(weights=None, progress=False)
             state = torch.load(weights_file(ref, "eval.raft"), map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state))
+            try:
+                model.load_state_dict(state.get("state_dict", state))
+            except RuntimeError:
+                raise ModelLoadError(f"config field 'eval.raft': '{ref.id}' is not a raft_large state dict; point it "
+                                     "at torchvision's raft_large_C_T_V1-22a6c225.pth") from None
             return model.to(runtime.device).eval()
 
         return cls(cached("eval-raft", ref, runtime, load), runtime.device)
@@ -62,7 +66,12 @@ class Musiq:
         def load():
             from pyiqa.archs.musiq_arch import MUSIQ
 
-            model = MUSIQ(pretrained_model_path=str(weights_file(ref, "eval.musiq")))
+            path = weights_file(ref, "eval.musiq")
+            try:
+                model = MUSIQ(pretrained_model_path=str(path))
+            except RuntimeError:
+                raise ModelLoadError(f"config field 'eval.musiq': '{ref.id}' is not MUSIQ's weights; point it at "
+                                     "musiq_spaq_ckpt-358bb6af.pth") from None
             return model.to(runtime.device).eval()
 
         return cls(cached("eval-musiq", ref, runtime, load), runtime.device)
