@@ -160,8 +160,10 @@ def test_outside_videos_are_a_system_row_and_compare_puts_them_side_by_side(outs
     assert a["summary"]["text-to-video"]["dynamic_degree"] == 0.0 and b["summary"]["text-to-video"][
         "dynamic_degree"] == 1.0  # 4 px per frame moves, a still camera does not
     assert a["summary"]["text-to-video"]["video_length"] == pytest.approx(12 / 8)
-    assert a["implementations"] == b["implementations"] and a["implementations"]["dynamic_degree"].startswith(
-        "Farneback" if importable("torchvision.models.optical_flow") else "RAFT")
+    assert a["implementations"] == b["implementations"]
+    # tiny.yaml names no RAFT weights, so the stand-in measured it on any machine, and the row says so
+    assert a["implementations"]["dynamic_degree"] == choose(cfg.eval)["dynamic_degree"].label
+    assert a["implementations"]["dynamic_degree"].startswith("Farneback flow (stand-in for RAFT)")
     stored = json.loads((reports_dir(cfg) / "videos" / "still-cam" / "text-to-video-s1.scores.json").read_text())
     assert stored["video"].endswith("s1.mp4") and set(task_metrics("text-to-video")) <= set(stored)
     files = reports.compare(reports_dir(cfg), ["panner", "still-cam"], tmp_path / "cmp")
