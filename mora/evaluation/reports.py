@@ -199,7 +199,7 @@ def curves_png(df: pd.DataFrame, path: Path, title: str) -> Path:
     iterations."""
     plt = _plt()
     tasks = [t for t in EVAL_TASKS if t in set(df["task"])] or ["text-to-video"]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 4.6), squeeze=False, constrained_layout=True)
     for ax, task in zip(axes[0], tasks, strict=True):
         part = df[df["task"] == task]
         for metric in task_metrics(task)[:-1]:  # the task's own metrics dashed, length left out
@@ -212,7 +212,7 @@ def curves_png(df: pd.DataFrame, path: Path, title: str) -> Path:
         ax.set_xlabel("iteration")
         if len(part):
             ax.set_xticks(sorted(set(part["iteration"])))
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: never over a line
     fig.suptitle(title)
     return _save(fig, path)
 
