@@ -64,6 +64,7 @@ bench: setup tiny
 	$(PY) bench/eval.py
 	$(PY) bench/handoff_gap.py
 	$(PY) bench/products.py
+	$(PY) bench/routing.py
 
 lint: setup
 	$(VENV)/bin/ruff check mora tests bench

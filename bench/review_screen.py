@@ -1,13 +1,17 @@
-"""A scripted reviewer in headless Chromium: actions and seconds per task on the review screen.
+"""A scripted reviewer in headless Chromium: actions and seconds per task on the review screen, in the
+label stream (as an invited reviewer works) and opened from the Data Manager (as the project owner does:
+a click on a row of the table, the task beside it in a narrower column).
 
 The reviewer's job per task is the same on any screen: get all four candidates playing, watch each
 one through once, choose the second candidate, give a reason, submit. It uses the keyboard where
 that works (keys, Ctrl+Enter) and checks the screen after every action, so it pays for what the
 screen makes it do: a play button per player when they do not play together, a scroll when the
 choices are below the fold, a second key press when a pre-selected pick toggles off, an "Add" press
-when the reason box needs one. Runs on a tiny round (3 sets, 9 frames at 8 fps) with a local Label
-Studio; run it from an older checkout (PYTHONPATH) to measure the screen before a change.
-Prints one table; actions = clicks + key presses + scrolls (typing the reason not counted).
+when the reason box needs one. Per task it also counts overlaps (player controls drawn over one
+another or over the choices) and whether Skip is offered. Runs on a tiny round (3 sets per view, 9
+frames at 8 fps) with a local Label Studio, as the admin; run it from an older checkout (MORA_REPO) to
+measure the screen before a change. Prints one table; actions = clicks + key presses + scrolls (typing
+the reason not counted).
 """
 
 from __future__ import annotations
@@ -37,14 +41,29 @@ def in_view(page, selector: str) -> bool:
     return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= 900
 
 
+OVERLAPS = """(() => {
+  const boxes = sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent)
+    .map(e => e.getBoundingClientRect());
+  const meet = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const controls = boxes("[data-testid^='playback-button'], .lsf-timeline-controls__time-section, .lsf-frames-control");
+  const choices = boxes(".lsf-choice label");
+  let n = 0;
+  controls.forEach((a, i) => controls.slice(i + 1).forEach(b => { n += meet(a, b); }));
+  choices.forEach(c => controls.concat(boxes(".lsf-seeker")).forEach(b => { n += meet(c, b); }));
+  return n;
+})()"""
+
+
 def review_one(page, client, task_ids: list[int], done: int) -> dict:
     """One task as the scripted reviewer does it; returns when the server holds ``done + 1`` annotations."""
     actions = {"clicks": 0, "keys": 0, "scrolls": 0}
     page.wait_for_function("document.querySelectorAll('video').length === 4 && "
-                           "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=60_000)
-    page.wait_for_timeout(300)  # the layout settles after the videos load
+                           "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)")
+    page.wait_for_function("document.querySelectorAll('.lsf-seeker').length === 4")  # the players' controls
     opened = time.monotonic()
     preselected = any(page.evaluate(f"{VISIBLE}.map(c => c.querySelector('input').checked)"))
+    overlaps = page.evaluate(OVERLAPS)
+    skip = page.get_by_role("button", name="Skip").count() > 0
     plays = page.locator("[data-testid='playback-button:play']")
     for i in range(4):  # press play until all four play
         if all(not p for p in page.evaluate("[...document.querySelectorAll('video')].map(v => v.paused)")):
@@ -77,10 +96,33 @@ def review_one(page, client, task_ids: list[int], done: int) -> dict:
         actions["keys"] += 1
     page.keyboard.press("Control+Enter")
     actions["keys"] += 1
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a bound on waiting for the submit
     while time.monotonic() < deadline and sum(len(client.annotations.list(id=t)) for t in task_ids) <= done:
         time.sleep(0.1)
-    return actions | {"seconds": time.monotonic() - opened, "preselected": preselected}
+    return actions | {"seconds": time.monotonic() - opened, "preselected": preselected, "overlaps": overlaps,
+                      "skip": skip}
+
+
+def reviewed(browser, conn, creds: dict, client, project: int, view: str) -> list[dict]:
+    """The project's three tasks reviewed in one view, as the admin."""
+    task_ids = [t.id for t in client.tasks.list(project=project)]
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(120_000)
+    page.goto(f"{conn.url}/user/login/")
+    page.fill("input[name=email]", creds["username"])
+    page.fill("input[name=password]", creds["password"])
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/user/login" not in url)
+    rows = []
+    if view == "stream":
+        page.goto(f"{conn.url}/projects/{project}/data?labeling=1")
+    for done in range(len(task_ids)):
+        if view == "data-manager":  # back to the table, a click on the next row
+            page.goto(f"{conn.url}/projects/{project}/data")
+            page.locator("[class*=row-wrapper]").nth(done).click()
+        rows.append(review_one(page, client, task_ids, done) | {"view": view})
+    page.close()
+    return rows
 
 
 def main() -> None:
@@ -99,42 +141,39 @@ def main() -> None:
     config = write_tiny_config(HERE / ".mora" / "models" / "tiny", work)
     # two orders per judge keep the tiny judges disagreeing, so all three sets go to review
     overrides = {"prompts.count": "3", "generation.num_frames": "9", "judges.0.orders": "2", "judges.1.orders": "2"}
-    dataset_round(str(config), overrides)
+    views = {1: "stream", 2: "data-manager"}  # one iteration (one project) per view
+    for iteration in views:
+        dataset_round(str(config), overrides | {"iteration": str(iteration)})
     root = load_config(config, overrides).shards.root
     cached = HERE / ".mora" / "cache" / "label-studio"
     if (cached / "credentials.json").exists():
         shutil.copytree(cached, server.server_dir(root))
     conn = server.up(root, port=free_port(), wait_s=600)
     try:
-        push(conn, root, "tiny")
+        projects = push(conn, root, "tiny").projects
         client = client_for(conn)
-        project = next(iter(client.projects.list())).id
-        task_ids = [t.id for t in client.tasks.list(project=project)]
         creds = json.loads((server.server_dir(root) / "credentials.json").read_text())
         rows = []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=FLAGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(f"{conn.url}/user/login/")
-            page.fill("input[name=email]", creds["username"])
-            page.fill("input[name=password]", creds["password"])
-            page.click("button[type=submit]")
-            page.wait_for_url(lambda url: "/user/login" not in url)
-            page.goto(f"{conn.url}/projects/{project}/data?labeling=1")
-            for done in range(len(task_ids)):
-                rows.append(review_one(page, client, task_ids, done))
+            for iteration, view in views.items():
+                rows += reviewed(browser, conn, creds, client, projects[iteration], view)
             browser.close()
     finally:
         server.down(root)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'task':>4} {'clicks':>6} {'keys':>4} {'scrolls':>7} {'actions':>7} {'seconds':>7} preselected")
+    print(f"{'view':<12} {'task':>4} {'clicks':>6} {'keys':>4} {'scrolls':>7} {'actions':>7} {'seconds':>7} "
+          f"{'overlaps':>8} preselected skip")
     for i, r in enumerate(rows):
         total = r["clicks"] + r["keys"] + r["scrolls"]
-        print(f"{i:>4} {r['clicks']:>6} {r['keys']:>4} {r['scrolls']:>7} {total:>7} {r['seconds']:>7.1f} "
-              f"{r['preselected']}")
+        print(f"{r['view']:<12} {i % 3:>4} {r['clicks']:>6} {r['keys']:>4} {r['scrolls']:>7} {total:>7} "
+              f"{r['seconds']:>7.1f} {r['overlaps']:>8} {r['preselected']!s:<11} {r['skip']}")
     mean = statistics.mean
-    print(f"mean actions={mean(r['clicks'] + r['keys'] + r['scrolls'] for r in rows):.1f} "
-          f"seconds={mean(r['seconds'] for r in rows):.1f} (code: {REPO})")
+    for view in views.values():
+        mine = [r for r in rows if r["view"] == view]
+        print(f"{view}: mean actions={mean(r['clicks'] + r['keys'] + r['scrolls'] for r in mine):.1f} "
+              f"seconds={mean(r['seconds'] for r in mine):.1f} overlaps={mean(r['overlaps'] for r in mine):.1f}")
+    print(f"(code: {REPO})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mora.cli_dataset import export_cmd, judges_cmd, pairs_cmd, publish_cmd
+from mora.cli_dataset import export_cmd, judges_cmd, migrate_cmd, pairs_cmd, publish_cmd
 from mora.cli_env import flow_settings, prefect_defaults
 from mora.cli_eval import eval_cmd
 from mora.cli_make import make_app
@@ -32,6 +32,7 @@ dataset_app.command("pairs")(pairs_cmd)
 dataset_app.command("judges")(judges_cmd)
 dataset_app.command("export")(export_cmd)
 dataset_app.command("publish")(publish_cmd)
+dataset_app.command("migrate")(migrate_cmd)
 console = Console()
 errors = Console(stderr=True)  # one-line errors go to stderr, results to stdout
 
@@ -57,17 +58,23 @@ def round_cmd(
     iteration: str | None = typer.Option(None, help="iteration number, or next: resume the newest unfinished "
                                          "iteration, else start the one after the newest finished one"),
     root: Path | None = typer.Option(None, help="shard root (overrides shards.root)"),
+    release_claims: bool = typer.Option(False, "--release-claims", help="first free the sets claimed by drivers "
+                                        "that are not running on this host (a dead driver on another host holds "
+                                        "its sets until runtime.lease_s runs out); this run makes them"),
 ) -> None:
     """Run one dataset round (resumes an unfinished one with the same config)."""
     from mora.agents.loading import ModelLoadError
     from mora.config import ConfigError, command_overrides, load_config
+    from mora.folders import writable_folder
     from mora.media import VideoError
-    from mora.preflight import preflight
+    from mora.preflight import check_judge_servers, preflight
 
     try:
         overrides = command_overrides(set_, iteration, root)
         cfg = load_config(config, overrides)
         preflight(cfg)  # models, hub ids and device, before the flow run starts
+        writable_folder(cfg.shards.root, "shards.root")
+        check_judge_servers(cfg)  # before prompt planning: a broken server would fail the round after it
     except ConfigError as exc:
         _fail(str(exc))
     overrides["iteration"] = str(cfg.iteration)  # `next`, resolved once: the flow makes this round
@@ -77,6 +84,9 @@ def round_cmd(
     from mora.stopping import stop_on_sigterm
 
     state = RoundState(cfg)
+    if release_claims:
+        for line in state.claims(cfg.runtime.lease_s).release_stale():
+            console.print(line, soft_wrap=True, highlight=False)
     stop_on_sigterm(lambda: f"stopped: round {cfg.round_id} received SIGTERM; its {state.done_count()} finished "
                             f"candidate sets are kept in {state.sets_dir}; run the same command to resume")
     stop = threading.Event()
@@ -194,12 +204,18 @@ def review_up(root: Path = ROOT_OPT, port: int = PORT_OPT) -> None:
     """Start a local Label Studio (its own virtualenv) for this shard root."""
     import time
 
+    from mora.config import ConfigError
+    from mora.folders import writable_folder
     from mora.review import server
-    from mora.review.push import remove_unsafe_media
+    from mora.review.push import move_legacy_media, remove_unsafe_media
 
-    if root.exists() and not root.is_dir():
-        _fail(f"--root '{root}' is a file; pass the shard root folder (shards.root)")
-    for media in sorted(server.media_root(root).glob("*/reviews/media")):  # links never reach reviewers
+    try:
+        writable_folder(root, "--root")  # the server's state and the review media live under ROOT/_state
+    except ConfigError as exc:
+        _fail(str(exc))
+    for legacy in sorted((root / "_state").glob("*/reviews/media")):  # now under the media root, same URLs
+        move_legacy_media(root, legacy.parents[1].name)
+    for media in sorted(server.media_root(root).glob("*/reviews/media")):  # tidy: links are never served anyway
         for line in remove_unsafe_media(media):
             errors.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True, highlight=False)
     log = server.server_dir(root) / "server.log"
@@ -277,7 +293,8 @@ def review_push(root: Path = ROOT_OPT, dataset: str = DATASET_OPT, url: str | No
                      "reviews/failed/)", soft_wrap=True, highlight=False)
     open_tasks = len(records(root, dataset, "pushed"))
     console.print(f"{len(result.pushed)} sets pushed, {len(result.found)} were there already; "
-                  f"{open_tasks} tasks await reviewers")
+                  f"{open_tasks} tasks await reviewers, audits first, then by what an answer would teach"
+                  + (f" ({result.reprioritized} open tasks reordered)" if result.reprioritized else ""))
     for iteration, project in sorted(result.projects.items()):
         console.print(f"iteration {iteration}: {conn.url}/projects/{project}/data")
     if open_tasks and not result.projects:

@@ -1,4 +1,4 @@
-"""``mora dataset pairs|judges|export|publish``: what trainers and dataset owners take from the shards."""
+"""``mora dataset pairs|judges|export|publish|migrate``: what trainers and dataset owners take from the shards."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -16,8 +17,18 @@ ITERATION = typer.Option([], "--iteration", help="only this iteration (repeatabl
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
+
+
+def _writable(check, path: Path, name: str) -> None:
+    """``check`` (``mora.folders``) of an output, as one line before any work."""
+    from mora.config import ConfigError
+
+    try:
+        check(path, name)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _check(root: Path, dataset: str, iterations: list[int]) -> None:
@@ -41,6 +52,11 @@ def pairs_cmd(root: Path = ROOT, dataset: str = DATASET, iteration: list[int] = 
     if format_ not in FORMATS:
         _fail(f"--format '{format_}' is unknown; use one of {', '.join(FORMATS)}")
     _check(root, dataset, iteration)
+    from mora.folders import writable_file, writable_folder
+
+    _writable(writable_file, out, "--out")
+    if format_ == "videodpo":
+        _writable(writable_folder, out.parent / "videos", "--out's videos folder")
     with console.status("writing preference pairs"):
         writer = write_pairs if format_ == "parquet" else write_videodpo
         count = writer(root, dataset, out, iteration or None)
@@ -80,6 +96,9 @@ def export_cmd(root: Path = ROOT, dataset: str = DATASET, iteration: list[int] =
     if max_samples < 1 or max_mb < 1:
         _fail("--max-samples and --max-mb must be at least 1")
     _check(root, dataset, iteration)
+    from mora.folders import writable_folder
+
+    _writable(writable_folder, out, "--out")
     with console.status("exporting"):
         paths = export_webdataset(root, dataset, out, iteration or None, choose, max_samples, max_mb << 20)
     console.print(f"{len(paths)} tar shards in {out}" if paths else f"no {choose} rows to export")
@@ -90,6 +109,24 @@ def publish_cmd(root: Path = ROOT, dataset: str = DATASET) -> None:
     from mora.reports.publish import publish
 
     _check(root, dataset, [])
+    from mora.datasets.shards import dataset_dir
+    from mora.folders import writable_folder
+    from mora.reports.html import reports_dir
+
+    _writable(writable_folder, dataset_dir(root, dataset), "--root")  # the card: ROOT/DATASET/README.md
+    _writable(writable_folder, reports_dir(root, dataset), "--root")  # the report: ROOT/_reports/DATASET/
     with console.status("writing the dataset card and the iteration report"):
         published = publish(root, dataset)
     console.print(f"dataset card: {published.card}\niteration report: {published.report}")
+
+
+def migrate_cmd(root: Path = ROOT, dataset: str = DATASET) -> None:
+    """Rewrite shards of an earlier schema version at the current one (new columns null), for outside readers."""
+    from mora.datasets.schema import SCHEMA_VERSION
+    from mora.datasets.shards import migrate_shards
+
+    _check(root, dataset, [])
+    with console.status(f"rewriting older shards at schema version {SCHEMA_VERSION}"):
+        rewritten = migrate_shards(root, dataset)
+    console.print(f"{len(rewritten)} shards rewritten at schema version {SCHEMA_VERSION}" if rewritten
+                  else f"every shard of '{dataset}' is at schema version {SCHEMA_VERSION} already")

@@ -24,14 +24,17 @@ def flow_settings() -> Iterator[None]:
     """Flow runs from a terminal on Prefect's temporary server run without flow-run heartbeats.
 
     Heartbeats let a lasting server mark a run whose process died as crashed; the temporary server
-    lives and dies with this process, so nothing reads them, while Prefect joins its heartbeat thread
-    in 1 s sleeps: every flow run ended up to a second late. Against a real server (PREFECT_API_URL)
-    they stay on.
+    lives and dies with this process (``mora.lifeline``: even a ``kill -9`` of this process stops it),
+    so nothing reads them, while Prefect joins its heartbeat thread in 1 s sleeps: every flow run
+    ended up to a second late. Against a real server (PREFECT_API_URL) they stay on.
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     if PREFECT_API_URL.value():
         yield
         return
+    from mora.lifeline import tie_temporary_server
+
+    tie_temporary_server()
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield

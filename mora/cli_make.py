@@ -17,7 +17,7 @@ CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML pr
 SET = typer.Option([], "--set", help="override a field: generation.num_frames=25 (repeatable)")
 SEED = typer.Option(0, help="seed; the same seed on the same machine gives the same frames")
 INTERACTIVE = typer.Option(False, "--interactive", "-i", help="show each stage; accept, regenerate or adjust")
-DURATION = typer.Option(None, "--duration", min=0.1, help="seconds (the paper shows ~12); more segments are chained "
+DURATION = typer.Option(None, "--duration", help="seconds (the paper shows ~12); more segments are chained "
                                                           "to reach it")
 CHAINING = typer.Option(None, help="last-frame (the paper; default procedures.chaining) or clip (the last frames "
                                    "condition the next segment)")
@@ -87,9 +87,10 @@ def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer
 
 @make_app.command("extend")
 def extend_cmd(video: Path = typer.Option(..., help="video to continue"), prompt: str = typer.Option(""),
-               out: Path = typer.Option(..., help="mp4"), segments: int = typer.Option(1, min=1),
-               duration: float | None = typer.Option(None, "--duration", min=0.1, help="seconds the result should "
-                                                     "last: as many segments as that takes (overrides --segments)"),
+               out: Path = typer.Option(..., help="mp4"),
+               segments: int = typer.Option(1, help="segments to add (1 to 64: each continues from the last)"),
+               duration: float | None = typer.Option(None, "--duration", help="seconds the result should last: as "
+                                                     "many segments as that takes (overrides --segments)"),
                chaining: str | None = CHAINING, seed: int = SEED, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Extend a video by whole segments."""
     from mora.procedures.extend import extend

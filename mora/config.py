@@ -11,13 +11,15 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mora.review.settings import ReviewConfig
+
 
 class ConfigError(ValueError):
     """A one-line message that names the field and the fix."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # .inf or .nan is never a setting
 
 
 class ModelRef(_Strict):
@@ -34,7 +36,8 @@ class RayStage(_Strict):
     """One stage's long-lived Ray workers (actors): how many, and what each reserves on its node."""
 
     workers: int = Field(1, ge=1, le=4096)
-    cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker; also its torch threads (at least 1)")
+    cpus: float = Field(1.0, ge=0, description="CPUs reserved per worker (its torch threads are the round's: "
+                                                "runtime.threads)")
     gpus: float = Field(0.0, ge=0, description="GPUs per worker; a fraction packs several workers on one GPU")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources, e.g. {node_a: 1}")
 
@@ -65,7 +68,8 @@ class RuntimeConfig(_Strict):
     device: str = Field("cpu", description="torch device, e.g. cpu, cuda, cuda:1")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     cpu_offload: bool = False
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads; None keeps torch's default")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads of every engine and worker; None: "
+                                                        "the driver's default, recorded at the round's first start")
     engine: Literal["local", "ray"] = Field(
         "local", description="local: every set in this process, one after another; ray: generators and judges "
                              "in long-lived Ray workers, streaming (runtime.ray)")
@@ -97,6 +101,14 @@ class PromptConfig(_Strict):
     backend: Literal["transformers", "openai"] = Field(
         "transformers", description="in-process transformers, or an OpenAI-compatible server (prompts.server)")
     server: PromptServer | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _no_blank_seed(cls, v: list[str]) -> list[str]:
+        blank = [i for i, seed in enumerate(v) if not seed.strip()]
+        if blank:
+            raise ValueError(f"seed prompt {blank[0]} is empty; give every seed some words, or remove it")
+        return v
 
     @model_validator(mode="after")
     def _llm_needs_model(self) -> PromptConfig:
@@ -156,6 +168,17 @@ class ProcedureConfig(_Strict):
     digital_world_suffix: str = Field("In digital world style", min_length=1)
 
 
+class ServerBreaker(_Strict):
+    """A circuit breaker per judge server: one that stops answering gets no requests until it answers again."""
+
+    misses: int = Field(3, ge=1, le=1000, description="requests in a row without an answer in time (request "
+                                                       "deadline missed, connection failed, HTTP 5xx) that mark "
+                                                       "the server down")
+    cool_off_s: float = Field(120.0, gt=0, description="a down server gets no requests; then a one-token request "
+                                                       "probes it in the background, and one answered in time "
+                                                       "brings it back")
+
+
 class JudgeServer(_Strict):
     """An OpenAI-compatible server (vLLM in production) that serves the judge's model."""
 
@@ -170,7 +193,13 @@ class JudgeServer(_Strict):
                                                        "server sends; past it the judge abstains on the set")
     budget_s: float = Field(900.0, gt=0, description="total seconds for one candidate set, every order and "
                                                      "retry included; past it the judge abstains on the set")
-    retries: int = Field(2, ge=0, le=10, description="extra tries on a transport error or a 5xx answer")
+    round_budget_s: float | None = Field(1800.0, gt=0, description="per round and judge worker: seconds its sets "
+                                                                  "may wait on servers that bring no answer; past "
+                                                                  "it the judge abstains at once on the rest of the "
+                                                                  "round; null: no limit")
+    breaker: ServerBreaker = ServerBreaker()
+    retries: int = Field(2, ge=0, le=10, description="extra tries on a transport error or a 5xx answer, or, with "
+                                                     "several servers, on a missed deadline (on another server)")
     top_logprobs: int = Field(20, ge=4, le=20, description="label-scores: answer tokens the server reports")
     constrained: bool = Field(False, description="free-text: vLLM structured outputs restrict the answer "
                                                  "to the valid rankings")
@@ -234,6 +263,9 @@ class ShardConfig(_Strict):
     def _a_folder(cls, v: Path) -> Path:
         if v.exists() and not v.is_dir():
             raise ValueError("is a file, not a folder; pass a folder for the shards (it is created if missing)")
+        inside = next((p for p in v.parents if p.exists()), None)  # FILE/sub: `exists` is False for it
+        if inside is not None and not inside.is_dir():
+            raise ValueError(f"lies inside {str(inside)!r}, which is a file; pass a folder for the shards")
         return v
 
 
@@ -378,6 +410,7 @@ class RoundConfig(_Strict):
     generation: GenerationConfig
     judges: list[JudgeConfig] = Field(min_length=2, max_length=2)
     gates: GateConfig = GateConfig()
+    review: ReviewConfig = ReviewConfig()
     shards: ShardConfig = ShardConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     procedures: ProcedureConfig = ProcedureConfig()
@@ -395,15 +428,20 @@ class RoundConfig(_Strict):
         """Identifies what a round makes: the same config resumes the same round.
 
         Training, evaluation and single-video procedure settings make no candidates, so they are left
-        out, and so are the engine and its workers (every engine makes the same rows); so are fields
+        out, and so are the engine and its workers (every engine makes the same rows) and the review
+        routing (a round freezes its routing policy when it starts, ``mora.review.routing``); so are fields
         still at the value rounds had before the field existed, which keeps those rounds' ids.
         """
         data = self.model_dump(mode="json", exclude={"shards": {"root"}, "training": True, "self_train": True,
-                                                     "eval": True, "procedures": True,
+                                                     "eval": True, "procedures": True, "review": True,
                                                      "runtime": {"engine", "ray", "lease_s"}})
         for section, key, before in _ADDED_LATER:
             if data[section][key] == before:
                 del data[section][key]
+        for server in (judge["server"] for judge in data["judges"] if judge.get("server")):
+            for key, before in _SERVER_ADDED_LATER:
+                if server[key] == before:
+                    del server[key]
         return hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()[:10]
 
     @property
@@ -416,6 +454,7 @@ class RoundConfig(_Strict):
 # (section, field, value that behaves as before the field existed)
 _ADDED_LATER = (("generation", "checkpoint", None), ("prompts", "backend", "transformers"),
                 ("prompts", "server", None))
+_SERVER_ADDED_LATER = (("round_budget_s", 1800.0), ("breaker", ServerBreaker().model_dump(mode="json")))
 
 
 def _set_dotted(data: dict, dotted: str, raw: str) -> None:

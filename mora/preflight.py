@@ -1,9 +1,10 @@
 """Checks before a run starts: every model folder, hub id and the device, each a one-line ConfigError.
 
 A model that cannot load otherwise fails minutes into a started Prefect run, after the tracebacks of
-the engine (or after a minute of hub retries on an offline machine). Nothing here calls the network:
-a hub id is checked against the local Hugging Face cache only when offline mode is on, since only
-then can the cache alone say it will not load.
+the engine (or after a minute of hub retries on an offline machine). Nothing here downloads: a hub id
+is checked against the local Hugging Face cache only when offline mode is on, since only then can
+the cache alone say it will not load. A round's judge servers are asked one tiny request each
+(``check_judge_servers``) before it plans its prompts.
 """
 
 from __future__ import annotations
@@ -88,3 +89,13 @@ def preflight(config: RoundConfig) -> None:
     if checkpoint and not Path(checkpoint).is_dir():
         raise ConfigError(f"config field 'generation.checkpoint': no checkpoint folder at '{checkpoint}'; "
                           "pass a folder written by mora train, or remove the field")
+
+
+def check_judge_servers(config: RoundConfig) -> None:
+    """Every judge server probed as the round's judges will probe it (once per process: the local engine
+    reuses the connection): one that refuses, fails or answers no chat completion is a one-line error."""
+    from mora.judges.http import OpenAIJudge
+
+    for i, judge in enumerate(config.judges):
+        if judge.backend == "openai":
+            OpenAIJudge.connect(judge, f"judges.{i}")

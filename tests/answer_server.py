@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that answers chat requests as a test scripts it: any body, any pace.
 
 It stands in for a judge server that misbehaves (trickles bytes, says anything): the judge's client
-talks to it over a real socket, exactly as to vLLM.
+talks to it over a real socket, exactly as to vLLM. It imports nothing of the tests, so benchmarks
+(bench/soak.py) use it too.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from tests.conftest import free_port
 
 
 def chat_answer(content) -> bytes:
@@ -56,8 +55,8 @@ class AnswerServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up: that is what a deadline does
 
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a free port, bound at once (no race)
+        self.port = self.httpd.server_address[1]
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

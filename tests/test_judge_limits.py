@@ -33,7 +33,8 @@ def test_a_trickling_server_hits_the_request_deadline_and_the_judge_abstains():
         r = judge.rank(_candidates(), seed=0)
         took = time.monotonic() - start
     assert r.abstained and "request deadline of 1.5 s" in r.reason and "server.deadline_s" in r.reason
-    assert took < 1.5 + 1.0, took  # the deadline plus at most one read, not the 40 s of the trickle
+    # the deadline plus a read, far from the 40 s of the trickle: the margin is for a busy machine's scheduling
+    assert took < 1.5 + 10, took
 
 
 def test_retries_and_orders_stay_within_the_sets_budget():
@@ -49,7 +50,7 @@ def test_retries_and_orders_stay_within_the_sets_budget():
         r = judge.rank(_candidates(), seed=0)
         took = time.monotonic() - start
     assert r.abstained and "budget of 2 s" in r.reason and "server.budget_s" in r.reason
-    assert took < 2.0 + 1.0, took
+    assert took < 2.0 + 10, took  # the budget, far from the 40 s each trickled answer takes
     assert len(calls) >= 2  # the 503 was retried inside the budget
 
 
@@ -66,4 +67,4 @@ def test_a_server_that_trickles_the_probe_fails_the_start_with_the_field():
         start = time.monotonic()
         with pytest.raises(ConfigError, match=r"judges.server.deadline_s.*within 1 s") as err:
             load_judge(cfg, RuntimeConfig())
-    assert time.monotonic() - start < 3 and "\n" not in str(err.value)
+    assert time.monotonic() - start < 1.0 + 10 and "\n" not in str(err.value)  # not the 40 s of the trickle

@@ -113,3 +113,102 @@ def test_roots_in_the_old_layout_are_migrated_and_recorded_shard_paths_still_res
     sets = list(stream_sets(tmp_path, "d"))
     assert [(s.iteration, len(s.rows)) for s in sets] == [(1, 4)] * 3 + [(2, 4)] * 2
     assert [r["candidate_index"] for r in sets[1].rows] == [0, 1, 2, 3]
+
+
+KILLED_WRITER = """
+import sys
+from pathlib import Path
+from mora.atomic import write_atomic
+
+def write(tmp):
+    tmp.write_bytes(b"PAR1 half a shard")
+    print("writing", flush=True)
+    sys.stdin.read()  # held here, mid-write, until killed
+
+write_atomic(Path(sys.argv[1]), write)
+"""
+
+
+def test_a_temporary_left_by_a_writer_killed_mid_write_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from mora.datasets.shards import to_table, write_parquet
+
+    folder = tmp_path / "tiny" / "data" / "iteration=1"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(folder / "part-r-00000.parquet")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "writing\n"
+    proc.kill()
+    proc.wait()
+    (left,) = folder.glob(".*.tmp")  # hidden: readers skip it, but it stayed for good
+    write_parquet(to_table(_rows(1)), folder / "part-r-00001.parquet")
+    assert not left.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["part-r-00001.parquet"]
+    proc.stdin.close()
+    proc.stdout.close()
+
+
+def test_only_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
+    import os
+
+    from mora.atomic import HOST, remove_stale_temporaries
+
+    live = tmp_path / f".part-a.parquet.{HOST}-{os.getpid()}-{'a' * 32}.tmp"  # a writer at work (two drivers)
+    elsewhere = tmp_path / f".part-b.parquet.node-7-4242-{'b' * 32}.tmp"  # another host: its own business
+    old = tmp_path / f".part-c.parquet.{'c' * 32}.tmp"  # an older mora's, unnamed: stale after an hour
+    fresh = tmp_path / f".part-d.parquet.{'d' * 32}.tmp"
+    for path in (live, elsewhere, old, fresh):
+        path.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    assert remove_stale_temporaries(tmp_path) == [old]
+    assert live.exists() and elsewhere.exists() and fresh.exists()
+
+
+def test_the_start_of_a_round_removes_temporaries_of_killed_writers(tiny_config_file):
+    from mora.atomic import HOST
+    from mora.config import load_config
+    from mora.datasets.shards import iteration_dir
+    from mora.round import driver
+    from mora.round.state import PlannedPrompt, RoundState
+
+    cfg = load_config(tiny_config_file)
+    state = RoundState(cfg)
+    prompts = [PlannedPrompt(0, "a fox", "seed", "a fox", "none")]
+    state.save_set("p00000", [])  # every set staged: the driver only writes the shard
+    dead = 2 ** 22 + 1  # above the largest pid Linux hands out (PID_MAX_LIMIT): no process has it
+    other = iteration_dir(cfg.shards.root, cfg.shards.dataset, 2)  # another iteration's folder, written by no one
+    shard_tmp = other / f".part-x-00000.parquet.{HOST}-{dead}-{'e' * 32}.tmp"
+    set_tmp = state.sets_dir / f".p00001.parquet.{HOST}-{dead}-{'f' * 32}.tmp"
+    for path in (shard_tmp, set_tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    driver.make_sets(cfg, state, prompts, datetime.now(UTC))
+    assert not shard_tmp.exists() and not set_tmp.exists()
+def test_shards_of_schema_3_are_read_as_they_are_and_migrate_to_the_current_schema(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mora.datasets.facts import dataset_facts
+    from mora.datasets.sets import stream_sets
+    from mora.datasets.shards import iteration_dir, migrate_shards
+
+    v3 = SCHEMA.remove(SCHEMA.get_field_index("routing"))  # what rounds wrote before review routing
+    old = iteration_dir(tmp_path, "d", 1) / "part-r-it001-x-00000.parquet"
+    old.parent.mkdir(parents=True)
+    rows = [r | {"schema_version": 3} for r in _rows()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=v3), old)
+    write_shards(_rows(round_id="r-it002-x"), tmp_path, "d", 2, "r-it002-x", max_rows=100)  # today's schema
+    assert [s.first["routing"] for s in stream_sets(tmp_path, "d")] == [None] * 6  # read with the current schema
+    assert [r["rule"] for r in dataset_facts(tmp_path, "d").routing] == ["agreement"] * 3  # 1, 2 and all
+    before = pq.read_table(old).to_pylist()
+    assert migrate_shards(tmp_path, "d") == [old]
+    assert pq.read_schema(old).remove_metadata().equals(SCHEMA)
+    migrated = pq.read_table(old).to_pylist()
+    assert [r["schema_version"] for r in migrated] == [SCHEMA_VERSION] * 12
+    assert [r["routing"] for r in migrated] == [None] * 12
+    assert [{k: v for k, v in r.items() if k not in ("routing", "schema_version")} for r in migrated] == \
+        [{k: v for k, v in r.items() if k != "schema_version"} for r in before]
+    df = pd.read_parquet(tmp_path / "d" / "data")  # one schema across the root now
+    assert "routing" in df.columns and len(df) == 24
+    assert migrate_shards(tmp_path, "d") == []

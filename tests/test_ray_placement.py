@@ -23,4 +23,6 @@ def test_gpu_workers_on_a_cpu_machine_stop_the_round_in_one_line(tiny_config_fil
     assert lines[0].startswith("error: config field 'runtime.ray': runtime.ray.generators asks for CPU 1, GPU 1 per "
                                "worker, but no node of the Ray cluster has that (nodes offer: CPU ")
     assert "GPU 0" in lines[0]
-    assert seconds < 60  # checked before Prefect or Ray start, not after runtime.ray.placement_timeout_s (600 s)
+    said = out.stdout + out.stderr
+    assert "temporary server" not in said and "Ray instance" not in said  # checked before Prefect or Ray start,
+    assert seconds < 300  # and not after runtime.ray.placement_timeout_s (600 s); the margin is for a busy machine

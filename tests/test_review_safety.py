@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from mora.review import server
 from mora.review.labeling import media_url
 from mora.review.pending import failed_dir, records, reviews_dir, update_record
 from mora.review.push import client_for, media_dir, push, remove_unsafe_media, write_media
-from tests.conftest import EVERY_SET_REVIEWED, start_label_studio, write_tiny_config
+from tests.conftest import EVERY_SET_REVIEWED, SLOW_S, start_label_studio, write_tiny_config
 from tests.test_cli import mora
 
 pytestmark = pytest.mark.slow
@@ -62,6 +63,12 @@ def test_label_studio_state_is_private_to_its_user(review):
     (folder / "data").chmod(0o755)
     server.up(review["root"], port=review["port"])
     assert server.exposed(folder) == []
+    state = folder / "server.json"
+    saved = state.read_text()
+    state.write_text(json.dumps({k: v for k, v in json.loads(saved).items() if k != "media_root"}))
+    with pytest.raises(server.ReviewServerError, match="started by an older mora"):  # one without the guard
+        server.up(review["root"], port=review["port"])
+    state.write_text(saved)
 
 
 def test_links_in_the_media_folder_are_never_served(review):
@@ -81,14 +88,73 @@ def test_links_in_the_media_folder_are_never_served(review):
     auth = {"Authorization": f"Token {conn.token}"}
     for name in ("passwd.mp4", "creds.mp4"):
         url = conn.url + "/data/local-files/?d=" + (media / name).relative_to(server.media_root(root)).as_posix()
-        served = httpx.get(url, headers=auth)
+        served = httpx.get(url, headers=auth, timeout=SLOW_S)
         assert served.status_code != 200 and b"root:" not in served.content and b"token" not in served.content
     task = next(t for t in client_for(conn).tasks.list(project=result.projects[1], fields="all")
                 if t.data["set_id"] == first["set_id"])
-    video = httpx.get(conn.url + task.data["video_1"], headers=auth)
+    video = httpx.get(conn.url + task.data["video_1"], headers=auth, timeout=SLOW_S)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"  # the real candidate, written again
     assert victim.is_file() and not victim.is_symlink()
     assert not any(p.is_symlink() for p in media.rglob("*"))
+
+
+def test_links_planted_while_label_studio_runs_are_never_served(review):
+    """After the push nothing sweeps the media folder: a candidate swapped for a link to the admin
+    credentials, links beside the sets, a linked folder and a second name (hard link) of the credentials
+    are refused by the server at the request itself; the credentials lie outside what it serves."""
+    root, dataset, conn = review["root"], review["dataset"], review["conn"]
+    _all_pending(review)
+    result = push(conn, root, dataset)
+    media, served = media_dir(root, dataset), server.media_root(root)
+    folder = server.server_dir(root)
+    credentials = folder / "credentials.json"
+    secrets_ = json.loads(credentials.read_text())
+    assert not credentials.resolve().is_relative_to(served) and not (folder / "data").resolve().is_relative_to(served)
+    task = next(iter(client_for(conn).tasks.list(project=result.projects[1], fields="all")))
+    auth = {"Authorization": f"Token {conn.token}"}
+    victim = served / unquote(task.data["video_1"].split("?d=", 1)[1])
+    original = victim.read_bytes()
+    assert httpx.get(conn.url + task.data["video_1"], headers=auth, timeout=SLOW_S).content == original
+    victim.unlink()
+    victim.symlink_to(credentials)  # a candidate swapped for a link while the server runs
+    (media / "passwd.mp4").symlink_to("/etc/passwd")
+    (media / "creds.mp4").symlink_to(credentials)
+    (media / "state").symlink_to(folder, target_is_directory=True)
+    os.link(credentials, media / "hard.mp4")
+    os.mkfifo(media / "pipe.mp4")  # would hold a server thread for good if opened
+    local = "/data/local-files/?d="
+    urls = [task.data["video_1"], "/data/local-files/?d=../label-studio/credentials.json"] + [
+        local + quote((media / name).relative_to(served).as_posix())
+        for name in ("passwd.mp4", "creds.mp4", "state/credentials.json", "hard.mp4", "pipe.mp4")]
+    for url in urls:
+        answer = httpx.get(conn.url + url, headers=auth, timeout=30)
+        assert answer.status_code != 200 and answer.status_code != 206, url
+        assert secrets_["token"].encode() not in answer.content and secrets_["password"].encode() not in answer.content
+        assert b"root:" not in answer.content, url
+    victim.unlink()
+    victim.write_bytes(original)  # a regular file again: served again
+    answer = httpx.get(conn.url + task.data["video_1"], headers={**auth, "Range": "bytes=0-99"}, timeout=SLOW_S)
+    assert answer.status_code == 206 and answer.content == original[:100]
+    for name in ("passwd.mp4", "creds.mp4", "state", "hard.mp4", "pipe.mp4"):
+        (media / name).unlink()
+
+
+def test_the_guard_opens_only_regular_files_reached_without_links(tmp_path):
+    from mora.review.label_studio_site.mora_media_guard import open_served
+
+    (tmp_path / "media" / "set").mkdir(parents=True)
+    (tmp_path / "media" / "set" / "candidate_0.mp4").write_bytes(b"mp4")
+    (tmp_path / "secret").write_text("token")
+    (tmp_path / "media" / "link.mp4").symlink_to(tmp_path / "secret")
+    (tmp_path / "media" / "dir").symlink_to(tmp_path / "media" / "set", target_is_directory=True)
+    os.link(tmp_path / "secret", tmp_path / "media" / "hard.mp4")
+    os.mkfifo(tmp_path / "media" / "pipe.mp4")
+    fd = open_served(str(tmp_path), "media/set/candidate_0.mp4")
+    assert fd is not None and os.read(fd, 8) == b"mp4"
+    os.close(fd)
+    for refused in ("media/link.mp4", "media/dir/candidate_0.mp4", "media/hard.mp4", "media/pipe.mp4", "media/set",
+                    "../secret", "media/../../secret", "", "media/missing.mp4"):
+        assert open_served(str(tmp_path), refused) is None, refused
 
 
 def test_media_urls_refuse_links_and_paths_outside_the_media_folder(tmp_path):

@@ -46,6 +46,17 @@ def test_the_task_shows_both_prompts_and_what_wins_and_escapes_model_text():
     assert project_instructions().count("<li>") == 10
 
 
+def test_the_judges_pick_is_a_prediction_only_for_projects_that_pre_label():
+    """A task opened from the Data Manager selects its first prediction whatever the project's setting:
+    without --preannotate there must be none to select."""
+    record = {"set_id": "s/p0", "prompt": "a fox", "enhanced_prompt": "a fox", "criterion": "realism",
+              "iteration": 1, "judges": [_judge("a", [1, 0, 2, 3], [0] * 4), _judge("b", [2, 0, 1, 3], [0] * 4)]}
+    plain = task_payload(record, [f"/v{i}" for i in range(4)])
+    assert "predictions" not in plain and "#1" in plain["data"]["brief"]  # the judges' ranks stay in the text
+    (prediction,) = task_payload(record, [f"/v{i}" for i in range(4)], preannotate=True)["predictions"]
+    assert prediction["result"][0]["value"]["choices"] == ["candidate_1"]
+
+
 def test_review_copies_are_enlarged_and_looped_and_big_long_clips_are_kept():
     assert review_plan(64, 64, 17, 8.0) == (4, 3)
     assert review_plan(1024, 576, 96, 8.0) == (1, 1)

@@ -109,3 +109,31 @@ def test_sets_whose_candidates_all_fail_the_gates_are_discarded(tiny_config_file
     assert (df.decision == "discarded").all() and not df.selected.any()
     assert df.gate_failures.map(lambda f: f[0].startswith("static")).all()
     assert (pd.json_normalize(df.gate_metrics).motion > 0).all()
+
+
+def test_a_round_that_stopped_before_publishing_publishes_when_run_again(tiny_config_file, monkeypatch):
+    """A crash between complete.json and the dataset card (here: publishing raises) left the card and
+    report missing until the next round; running the finished round again writes them."""
+    import mora.flows.round as round_flow
+    from mora.reports.publish import products
+
+    overrides = {"prompts.count": "2", "generation.num_frames": "9"}
+    cfg = load_config(tiny_config_file, overrides)
+
+    def killed(root, dataset):
+        raise RuntimeError("killed between complete.json and the dataset card")
+
+    monkeypatch.setattr(round_flow, "publish_dataset", killed)
+    with pytest.raises(RuntimeError, match="killed between"):
+        dataset_round(str(tiny_config_file), overrides)
+    monkeypatch.undo()
+    card, report = products(cfg.shards.root, cfg.shards.dataset)
+    assert RoundState(cfg).complete and not card.exists() and not report.exists()
+    shards = {p: p.stat().st_mtime_ns for p in _shard_files(Path(cfg.shards.root))}
+    summary = dataset_round(str(tiny_config_file), overrides)
+    assert summary["prompts"] == 2 and card.is_file() and report.is_file()
+    assert "iteration_1" in card.read_text()
+    assert {p: p.stat().st_mtime_ns for p in _shard_files(Path(cfg.shards.root))} == shards  # nothing made again
+    before = card.stat().st_mtime_ns
+    dataset_round(str(tiny_config_file), overrides)
+    assert card.stat().st_mtime_ns == before  # published once: a third run leaves it

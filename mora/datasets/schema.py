@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3  # 2: judges' method, backend and per-order answers; the human review; 3: its full ranking
+SCHEMA_VERSION = 4  # 2: judges' method, backend and per-order answers; the human review; 3: its full ranking;
+# 4: ``routing`` (the rule that routed the set, its winner's probability, the audit flag). Shards written
+# before a version stay as they are: mora reads every file with this schema (a column or field a file
+# lacks reads as null), and ``mora dataset migrate`` rewrites older shards for readers outside mora
 
 MODEL = pa.struct([("role", pa.string()), ("model_id", pa.string()), ("revision", pa.string())])
 ORDER = pa.struct([("order", pa.list_(pa.int32())), ("ranking", pa.list_(pa.int32())),
@@ -36,6 +39,15 @@ REVIEW = pa.struct([("reviewers", pa.list_(pa.string())), ("choice", pa.string()
                     ("lead_time_s", pa.float64()), ("annotations", pa.int32()), ("task_id", pa.int64()),
                     ("reviewed_at", TS),  # when the reviewer submitted (the annotation's own time)
                     ("ranking", pa.list_(pa.int32()))])  # null unless people decided; ranking: a full order
+ROUTING = pa.struct([  # how the set was routed before people saw it (mora.review.routing); null before v4
+    ("rule", pa.string()),  # agreement | reliability: the rule in force (reliability falls back to agreement)
+    ("decision", pa.string()),  # what the rule decided: accepted | needs_review | discarded
+    ("winner", pa.int32()),  # the candidate the rule accepts (or would): agreement's common pick, else the likeliest
+    ("probability", pa.float64()),  # the reliability model's probability that people choose ``winner``
+    ("threshold", pa.float64()),  # reliability: the certified threshold; null under agreement
+    ("audited", pa.bool_()),  # drawn for audit before judging: people decide it whatever the rule said
+    ("why", pa.string()),  # why people see the set (null: they do not)
+])
 
 SCHEMA = pa.schema([
     ("schema_version", pa.int16()),
@@ -61,10 +73,11 @@ SCHEMA = pa.schema([
     ("criterion_seed", pa.int64()),
     ("judges", pa.list_(JUDGE)),
     ("decision", pa.string()),  # accepted | needs_review | discarded
-    ("decision_source", pa.string()),  # judges | human
+    ("decision_source", pa.string()),  # judges (agreement) | judges-reliability | human
     ("decision_reason", pa.string()),
     ("selected", pa.bool_()),
     ("review", REVIEW),
+    ("routing", ROUTING),
     ("generation_seconds", pa.float64()),
     ("created_at", TS),
     ("round_started_at", TS),

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from mora.datasets.schema import SCHEMA
 from mora.datasets.shards import iteration_of, shard_files
 
 META = ["round_id", "set_id", "prompt_index", "prompt", "enhanced_prompt", "candidate_index", "criterion", "judges",
-        "decision", "decision_source", "selected", "gate_failures", "review", "generator_models"]
+        "decision", "decision_source", "selected", "gate_failures", "review", "generator_models", "routing"]
 HUMAN = "human"
 
 
@@ -62,7 +63,9 @@ def stream_sets(root: Path, dataset: str, iterations: list[int] | None = None, c
             yield CandidateSetRows(iteration, sorted(current, key=lambda r: r["candidate_index"]))
             current = []
         iteration = iteration_of(path)
-        scanner = ds.dataset(path, format="parquet").scanner(columns=needed, batch_size=batch_rows, use_threads=False)
+        # read with the current schema: what a file written at an earlier version lacks reads as null
+        scanner = ds.dataset(path, format="parquet", schema=SCHEMA).scanner(columns=needed, batch_size=batch_rows,
+                                                                              use_threads=False)
         for batch in scanner.to_batches():
             for row in batch.to_pylist():
                 if current and row["set_id"] != current[0]["set_id"]:

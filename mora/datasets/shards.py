@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mora.atomic import write_atomic
-from mora.datasets.schema import SCHEMA
+from mora.atomic import remove_stale_temporaries, write_atomic
+from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
 
 DATA = "data"
 
@@ -82,7 +82,8 @@ def shard_iterations(root: Path, dataset: str) -> list[int]:
 
 
 def write_parquet(table: pa.Table, path: Path) -> Path:
-    """Readers never see half a shard: see ``mora.atomic``."""
+    """Readers never see half a shard: see ``mora.atomic`` (which also cleans up after killed writers)."""
+    remove_stale_temporaries(path.parent)
     return write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
@@ -125,6 +126,22 @@ def rewrite_sets(path: Path, replace: dict[str, Callable[[list[dict]], list[dict
             out.extend(replace[set_id](by_set[set_id]))
     write_parquet(to_table(out), path)
     return True
+
+
+def migrate_shards(root: Path, dataset: str) -> list[Path]:
+    """Shards written at an earlier schema version rewritten at this one, one file at a time and atomically:
+    what they lack (a column, a struct field) becomes null, ``schema_version`` becomes this version, every
+    other value stays. mora reads older shards as they are; readers outside mora that open a whole root
+    (pandas, ``datasets``) need one schema across its files. Returns the files rewritten."""
+    rewritten = []
+    for path in shard_files(root, dataset):
+        if pq.read_schema(path).remove_metadata().equals(SCHEMA):
+            continue
+        table = pq.read_table(path, schema=SCHEMA)
+        version = pa.array([SCHEMA_VERSION] * table.num_rows, type=SCHEMA.field("schema_version").type)
+        write_parquet(table.set_column(SCHEMA.get_field_index("schema_version"), "schema_version", version), path)
+        rewritten.append(path)
+    return rewritten
 
 
 def open_dataset(root: Path, dataset: str) -> ds.Dataset:

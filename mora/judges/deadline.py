@@ -23,20 +23,33 @@ class DeadlineExceeded(Exception):  # noqa: N818 - a condition the caller turns 
 
 @dataclass(frozen=True)
 class Limits:
-    """When the set's judging must end, and how long one request may take (seconds, monotonic clock)."""
+    """When the set's judging must end, and how long one request may take (seconds, monotonic clock).
+
+    The set ends by its own budget (``server.budget_s``), or sooner by what is left of the round's limit
+    on waiting for servers that do not answer (``server.round_budget_s``); ``ran_out`` says which.
+    """
 
     set_ends: float
     request_s: float
+    ran_out: str = "the set's judging budget ran out"
 
     @classmethod
-    def start(cls, budget_s: float, request_s: float) -> Limits:
-        return cls(set_ends=time.monotonic() + budget_s, request_s=request_s)
+    def start(cls, budget_s: float, request_s: float, round_left_s: float | None = None) -> Limits:
+        now = time.monotonic()
+        if round_left_s is not None and round_left_s < budget_s:
+            return cls(now + round_left_s, request_s, "the round's limit on waiting for judge servers that bring "
+                                                      "no answer ran out (server.round_budget_s)")
+        return cls(now + budget_s, request_s, f"the set's judging budget of {budget_s:g} s ran out (server.budget_s)")
 
     def left(self) -> float:
         return self.set_ends - time.monotonic()
 
     def request_ends(self) -> float:
         return min(time.monotonic() + self.request_s, self.set_ends)
+
+    def own_deadline(self) -> bool:
+        """Whether a request sent now ends by its own deadline rather than by the set's limit."""
+        return time.monotonic() + self.request_s < self.set_ends
 
 
 @dataclass

@@ -22,6 +22,40 @@ from mora.procedures.toolbox import Made, Toolbox, file_digest
 
 CHAININGS = ("last-frame", "clip")
 SEGMENT_AGENT = {"last-frame": "image_to_video", "clip": "connect"}
+# Segments one call chains at most. Each continues from the one before, so colour and sharpness drift
+# grow with every segment (the paper shows about 12 s and notes degradation beyond), and every frame
+# stays in memory until the mp4 is written: 64 is minutes of video at any preset, and a bound on both.
+MAX_SEGMENTS = 64
+WHY_BOUND = ("each segment continues from the one before, so drift grows with every one (the paper stops near "
+             "12 s), and every frame stays in memory until the mp4 is written")
+
+
+def check_segments(segments: int) -> int:
+    """``segments`` to add, refused in one line when it is not 1 to ``MAX_SEGMENTS``."""
+    if segments < 1:
+        raise InputError(f"--segments {segments}: pass 1 or more")
+    if segments > MAX_SEGMENTS:
+        raise InputError(f"--segments {segments} is more than the {MAX_SEGMENTS} one call chains ({WHY_BOUND}); "
+                         f"pass {MAX_SEGMENTS} or fewer, and extend the result again if you need more")
+    return segments
+
+
+def segments_for(duration_s: float | None, num_frames: int, fps: float, per_segment: int) -> int:
+    """Segments after the first clip of ``num_frames`` to reach ``duration_s`` seconds (each adds
+    ``per_segment`` frames), refused in one line when it is no length or needs more than ``MAX_SEGMENTS``."""
+    if duration_s is None:
+        return 0
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        raise InputError(f"--duration {duration_s:g} is not a length; pass a positive number of seconds (the paper "
+                         "shows about 12)")
+    per_segment = max(per_segment, 1)
+    segments = max(0, math.ceil((duration_s * fps - num_frames) / per_segment))
+    if segments > MAX_SEGMENTS:
+        longest = (num_frames + MAX_SEGMENTS * per_segment) / fps
+        raise InputError(f"--duration {duration_s:g} s needs {segments} chained segments at this preset, more than "
+                         f"the {MAX_SEGMENTS} one video chains ({WHY_BOUND}); pass --duration {math.floor(longest)} "
+                         "or less")
+    return segments
 
 
 def extend_frames(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, segments: int,
@@ -50,11 +84,9 @@ def extend_frames(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, se
 
 
 def segments_to_reach(gen: GenerationConfig, have: int, duration_s: float | None, chaining: str) -> int:
-    """How many more segments make a video of ``have`` frames last ``duration_s`` seconds (0 without one)."""
-    if not duration_s:
-        return 0
-    per_segment = gen.num_frames - (gen.context_frames if chaining == "clip" else 1)
-    return max(0, math.ceil((duration_s * gen.fps - have) / max(per_segment, 1)))
+    """How many more segments make a video of ``have`` frames last ``duration_s`` seconds (0 without one),
+    refused in one line past ``MAX_SEGMENTS``."""
+    return segments_for(duration_s, have, gen.fps, gen.num_frames - (gen.context_frames if chaining == "clip" else 1))
 
 
 def chain_to(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, duration_s: float | None,
@@ -87,6 +119,7 @@ def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 
            duration_s: float | None = None) -> Made:
     """``segments`` new segments after the video; with ``duration_s``, as many as make it last that long
     (at least one)."""
+    check_segments(segments)
     tools.begin()
     chaining = chaining or tools.config.procedures.chaining
     frames, _ = load_video(video)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from mora.config import ConfigError
-from mora.procedures.extend import chain_to
+from mora.procedures.extend import chain_to, segments_to_reach
 from mora.procedures.inputs import InputError, fit_frames, load_image, load_video
 from mora.procedures.toolbox import Approver, Made, Toolbox, file_digest, show_image, show_video, staged
 
@@ -44,9 +44,12 @@ def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | No
                   chaining: str | None = None, approver: Approver | None = None, workdir: Path | None = None) -> Made:
     """Prompt (enhanced) -> first frame -> animation, then more segments until ``duration_s`` (the paper
     shows about 12 s), each from the last frame of the one before unless ``chaining`` says clip."""
-    tools.begin()
     g, log = tools.gen, []
     chaining = chaining or tools.config.procedures.chaining
+    if not prompt.strip():
+        raise InputError("the prompt is empty; pass --prompt with a few words saying what the video shows")
+    segments_to_reach(g, g.num_frames, duration_s, chaining)  # a bad duration is refused before any model loads
+    tools.begin()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
     enhanced = tools.enhance(prompt, seed)
     image, image_seed = _image_stage(tools, "first-frame", lambda s: tools.first_frame(enhanced, s), seed, approver,
@@ -116,7 +119,7 @@ def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: P
     g, log, p = tools.gen, [], tools.config.procedures
     how = how or p.digital_world
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
-    if image is None and not prompt:
+    if image is None and not (prompt and prompt.strip()):
         raise InputError("digital-world needs a prompt or an image; pass --prompt TEXT or --image FILE")
     base = (load_image(image, g.width, g.height) if image else None)
     scene = prompt or "the scene"

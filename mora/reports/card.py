@@ -21,6 +21,7 @@ from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
 from mora.datasets.shards import DATA, dataset_dir, iteration_of, shard_files
 from mora.judges.criteria import CRITERIA
 from mora.reports.lineage import lineage_rows
+from mora.review.precision import COLUMNS as ROUTING_COLUMNS
 
 CARD = "README.md"
 
@@ -35,9 +36,12 @@ COLUMN_DOCS = {
     "gate_failures": "hard quality gates failed (empty: passed)",
     "criterion": "the evaluation criterion drawn for the set",
     "judges": "per judge: ranking (best first), scores, confidence, per-order answers, abstention",
-    "decision": "`accepted`, `needs_review` or `discarded`", "decision_source": "`judges` or `human`",
+    "decision": "`accepted`, `needs_review` or `discarded`",
+    "decision_source": "`judges` (agreement), `judges-reliability` (routing by measured reliability) or `human`",
     "selected": "the winner of an accepted set",
     "review": "null unless people decided: reviewers, choice, reason, time spent",
+    "routing": "how the set was routed before people saw it: rule, its decision and winner, the winner's "
+               "probability of being people's choice, the certified threshold, the audit flag, why people see it",
 }
 
 
@@ -130,6 +134,25 @@ Judges:
 
 {table(criteria, ["iteration", "criterion", "sets", "meaning"])}
 
+## Review routing and precision
+
+Per iteration: the rule that routed its sets (`agreement`: the paper's, both judges agree; `reliability`:
+the probability that people choose the winner clears a threshold certified on audited human decisions),
+the sets people saw and the review load (their share, audits included), the sets the judges accepted, how
+many of those were drawn for audit and decided by people, and the estimated share of accepted sets whose
+winner people would choose (rejecting all counts as disagreeing) with its 95% interval:
+prediction-powered inference (PPI++) from the audited sets and the reliability model's predictions for
+the other accepted sets, or, below 30 audited decisions, the Wilson interval of the audited sets alone.
+Without audits the precision is not measured.
+
+{table([_show(r) for r in facts.routing], ROUTING_COLUMNS)}
+
+Reliability of the judges under each criterion and of each reviewer, as the one-coin Dawid-Skene model
+(refitted at every round and collect, audited sets held out) measures it: how often their pick is the
+best candidate, with a 95% interval.
+
+{table(facts.reliability, ["annotator", "criterion_or_reviewer", "sets", "accuracy", "low", "high"])}
+
 ## Judges checked against people
 
 For every set people decided: how often each judge's pick (its best-ranked candidate that passed the
@@ -142,6 +165,11 @@ a judge's abstentions are counted apart.
 
 {table(lineage, ["iteration", "generated_with", "trained_into", "parent", "examples", "steps", "loss_last"])}
 """
+
+
+def _show(row: dict) -> dict:
+    """Empty cells as a dash."""
+    return {k: "–" if v is None else v for k, v in row.items()}
 
 
 def config_sizes(root: Path, dataset: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from mora.atomic import write_atomic
 from mora.datasets.facts import COUNTS, DatasetFacts
 from mora.reports.lineage import lineage_rows
+from mora.review.precision import COLUMNS as ROUTING_COLUMNS
 from mora.training import trends
 
 INDEX = "index.html"
@@ -71,6 +72,17 @@ def render_report(dataset: str, facts: DatasetFacts, lineage: list[dict], folder
              f"<p>Written {datetime.now(UTC):%Y-%m-%d %H:%M UTC} from the shards; rewritten after every round "
              "and every review collect. The dataset card is <code>README.md</code> in the dataset folder.</p>",
              "<h2>Per iteration</h2>", html_table(facts.counts, COUNTS),
+             "<h2>Review routing and precision</h2>",
+             "<p>Per iteration: the rule that routed its sets, the review load (share of sets people saw, audits "
+             "included), the sets the judges accepted, the audited ones people decided, and the estimated share "
+             "of accepted sets whose winner people would choose, with a 95% interval (PPI++ from the audited sets "
+             "and the reliability model's predictions; below 30 audited decisions, their Wilson interval). See "
+             "the README, \"Review routing\".</p>",
+             html_table(facts.routing, ROUTING_COLUMNS, left=("iteration", "rule", "method")),
+             "<p>Judges per criterion and reviewers, as the reliability model measures them: how often their pick "
+             "is the best candidate, with a 95% interval.</p>",
+             html_table(facts.reliability, ["annotator", "criterion_or_reviewer", "sets", "accuracy", "low", "high"],
+                        left=("annotator", "criterion_or_reviewer")),
              "<h2>Judges checked against people</h2>",
              "<p>For each set people decided: how often the judge's pick was the person's, with a 95% Wilson "
              "interval.</p>",

@@ -6,10 +6,12 @@ Studio's ``sync`` group) at the clip's own frame rate; beside them the criterion
 it, the judges' table (rankings and scores, disagreements marked, collapsible), the choices with their
 keys and the reason box. Label Studio's region sidebar is hidden: this task has no regions.
 
-Nothing is pre-selected: the judges' pick travels as a prediction, which Label Studio shows only when
-the project's "use predictions to pre-label tasks" setting is on (off unless pushed with
-``--preannotate``). Label Studio's choice hotkeys toggle; each key is therefore also bound to a hidden
-twin placed before the visible choice, so pressing a key twice leaves its candidate selected.
+Nothing is pre-selected: the judges' ranks and scores are in the task's text, and their pick is attached
+as a prediction only to tasks of projects that pre-label (``mora review push --preannotate``). Label
+Studio's label stream shows a prediction only where the project pre-labels, but a task opened from the
+Data Manager (as a project owner does) selects its first prediction whatever the setting, so without
+pre-labelling there is none to select. Label Studio's choice hotkeys toggle; each key is therefore also
+bound to a hidden twin placed before the visible choice, so pressing a key twice leaves it selected.
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ STYLE = """
   .mora-head .lsf-richtext__container { padding: 0 !important; font-size: 14px; line-height: 1.35; }
   .mora-body { display: grid; grid-template-columns: minmax(0, 1fr) 340px; gap: 12px; align-items: start; }
   .mora-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 4px 10px; }
-  .mora-grid > div { min-width: 0; overflow: hidden; }
-  .mora-grid h4 { margin: 0 0 2px 0 !important; font-size: 14px !important; line-height: 18px !important; }
+  .mora-cell { min-width: 0; overflow: hidden; container-type: inline-size; }  /* no '>': Label Studio escapes it */
+  .mora-grid h3, .mora-grid h4 { margin: 0 0 2px 0 !important; font-size: 14px !important;
+                                 line-height: 18px !important; }
   .mora-grid .lsf-timeline__topbar { min-height: 0 !important; }
+  .mora-grid .lsf-timeline-controls, .mora-grid .lsf-seeker { min-width: 0 !important; width: 100% !important; }
+  @container (max-width: 520px) {
+    .lsf-timeline-controls__time, .lsf-frames-control { display: none !important; }
+  }
+  .mora-explorer-only { display: none; }
+  .lsf-label-view__lsf-wrapper_mode_explorer .mora-explorer-only { display: inline; }
+  .lsf-label-view__lsf-wrapper_mode_explorer .mora-stream-only { display: none; }
   .mora-side { font-size: 13px; }
   .mora-side .lsf-richtext__container { padding: 0 !important; font-size: 13px; line-height: 1.35; }
   .mora-side table { border-collapse: collapse; margin: 4px 0; font-size: 12px; }
@@ -46,6 +56,7 @@ STYLE = """
   .mora-side .differ { background: #ffe9b3; }
   .mora-side .split { background: #ffc9c9; font-weight: bold; }
   .mora-side .top { font-weight: bold; }
+  .mora-why { margin-bottom: 4px; padding: 2px 6px; background: #eef4ff; border-left: 3px solid #4a7bd0; }
   .mora-choices .lsf-choices { display: flex; flex-direction: column; gap: 2px; margin-top: 6px; }
   .mora-choices .lsf-choice:nth-child(odd) { display: none !important; }
 """
@@ -67,7 +78,7 @@ def _choice(value: str, hotkey: str, label: str) -> str:
 def labeling_config(candidates: int = 4, rankings: bool = False) -> str:
     """The task's layout; ``rankings`` also asks for a full order of the candidates (Label Studio's Ranker)."""
     cells = "\n".join(
-        f'      <View><Header value="{key_of(i)} · {choice_name(i)}" size="4"/>'
+        f'      <View className="mora-cell"><Header value="{key_of(i)} · {choice_name(i)}" size="4"/>'
         f'<Video name="video_{i}" value="$video_{i}" frameRate="$fps" sync="{SYNC_GROUP}" muted="true" '
         f'height="{VIDEO_HEIGHT}"/></View>' for i in range(candidates))
     pairs = [(choice_name(i), key_of(i), f"<b>{choice_name(i)}</b>") for i in range(candidates)]
@@ -156,25 +167,35 @@ def preferred(judges: list[dict]) -> tuple[int, float] | None:
     return best["ranking"][0], float(best.get("confidence") or 0.0)
 
 
-def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1) -> dict:
-    """The task's data, and the judges' pick as a prediction (shown only where the project pre-labels)."""
+def task_payload(record: dict, video_urls: list[str], fps: float = 24.0, repeats: int = 1, why: str | None = None,
+                 priority: float | None = None, preannotate: bool = False) -> dict:
+    """The task's data; with ``preannotate`` (a project that pre-labels) the judges' pick as a prediction.
+    ``why``: the line that tells the reviewer why the set is theirs; ``priority``: its place in the queue
+    (``mora.review.ordering``), kept in the data so Label Studio can sort by it."""
     criterion = next((c.description for c in CRITERIA if c.key == record["criterion"]), record["criterion"])
     looped = f" Short clips repeat {repeats}x." if repeats > 1 else ""
     head = (f'<div style="font-size:16px"><b>{escape(record["enhanced_prompt"])}</b></div>'
             f'<div style="color:#555">Original prompt: {escape(record["prompt"])}</div>')
-    brief = (f"<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
+    because = f'<div class="mora-why"><b>Why you see this set:</b> {escape(why)}</div>' if why else ""
+    brief = (f"{because}<div><b>Criterion:</b> {escape(criterion)}</div><div><b>What wins:</b> "
              f"{escape(wins(record['criterion']))}.{looped}</div>"
              f"{judges_table(record['judges'], len(video_urls))}"
-             f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; Skip leaves '
-             f"the set for later.</div>")
+             f'<div style="color:#555">Keys: 1-4 choose, 0 or R reject all, Ctrl+Enter submits; '
+             f'<span class="mora-stream-only">Skip leaves the set for later.</span>'
+             f'<span class="mora-explorer-only">to leave the set for later, open another task: nothing is '
+             f"recorded (Skip is in the label stream, Label All Tasks).</span></div>")
     data = {"set_id": record["set_id"], "prompt": record["enhanced_prompt"], "original_prompt": record["prompt"],
             "criterion": f"Criterion: {criterion}", "judges": judges_text(record["judges"]),
             "iteration": record["iteration"], "fps": round(float(fps), 3), "head": head, "brief": brief,
             "candidate_list": [{"id": choice_name(i), "title": f"{key_of(i)} · {choice_name(i)}", "body": ""}
                                for i in range(len(video_urls))]}
     data |= {f"video_{i}": url for i, url in enumerate(video_urls)}
+    if why is not None:
+        data["why"] = why
+    if priority is not None:
+        data["priority"] = priority
     task = {"data": data}
-    pick = preferred(record["judges"])
+    pick = preferred(record["judges"]) if preannotate else None
     if pick is not None:
         task["predictions"] = [{"model_version": "judges", "score": pick[1], "result": [{
             "from_name": CHOICE, "to_name": FIRST_VIDEO, "type": "choices",

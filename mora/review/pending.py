@@ -1,4 +1,5 @@
-"""Pending review records: candidate sets the judges could not settle, waiting for people.
+"""Pending review records: candidate sets people decide (those the judges could not settle, and accepted
+sets drawn for audit), waiting for people.
 
 One JSON file per set under ``ROOT/_state/DATASET/reviews/pending/`` while people have not decided
 (status ``pending``, then ``pushed`` once it is a Label Studio task), moved to ``reviews/done/`` with
@@ -12,30 +13,41 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mora.atomic import write_json_atomic
-from mora.judges.verdict import NEEDS_REVIEW
+from mora.judges.verdict import ACCEPTED, NEEDS_REVIEW
 
 
 def reviews_dir(root: Path, dataset: str) -> Path:
     return Path(root) / "_state" / dataset / "reviews" / "pending"
 
 
+def for_people(row: dict) -> bool:
+    """Sets people decide: those that need review, and accepted ones drawn for audit."""
+    routing = row.get("routing") or {}
+    return row["decision"] == NEEDS_REVIEW or (row["decision"] == ACCEPTED and bool(routing.get("audited")))
+
+
 def record_pending(root: Path, dataset: str, iteration: int, rows: list[dict], shard_paths: list[Path]) -> list[Path]:
-    """A record for every set that needs review; existing records are left as they are."""
+    """A record for every set people decide (``for_people``); existing records are left as they are."""
     out, written = reviews_dir(root, dataset), []
     by_set: dict[str, list[dict]] = {}
     for row in rows:
-        if row["decision"] == NEEDS_REVIEW:
+        if for_people(row):
             by_set.setdefault(row["set_id"], []).append(row)
     for set_id, cands in by_set.items():
         path = out / (set_id.replace("/", "__") + ".json")
         if path.exists() or record_path(root, dataset, set_id, done=True).exists():
             continue
         first = cands[0]
+        routing = first.get("routing") or {}
         write_json_atomic(path, {
             "set_id": set_id, "round_id": first["round_id"], "iteration": iteration,
             "status": "pending", "prompt": first["prompt"], "enhanced_prompt": first["enhanced_prompt"],
             "criterion": first["criterion"], "reason": first["decision_reason"],
+            "why": routing.get("why") or first["decision_reason"], "audit": first["decision"] == ACCEPTED,
+            "rule": routing.get("rule") or "agreement", "winner": routing.get("winner"),
+            "probability": routing.get("probability"),
             "candidates": [c["candidate_index"] for c in cands],
+            "passing": [c["candidate_index"] for c in cands if not c["gate_failures"]],
             "judges": [{"judge": j["judge"], "ranking": j["ranking"], "abstained": j["abstained"],
                         "confidence": j["confidence"], "scores": j.get("scores"), "reason": j["reason"]}
                        for j in first["judges"]],

@@ -44,8 +44,10 @@ def server_dir(root: Path) -> Path:
 
 
 def media_root(root: Path) -> Path:
-    """Everything Label Studio may serve lies under this folder; nothing outside it."""
-    return (Path(root) / "_state").resolve()
+    """Label Studio's local-files root: review media only (``ROOT/_state/_review-media``; no dataset name
+    starts with ``_``), none of the state beside it (the credentials and the server's database are in
+    ``ROOT/_state/label-studio``)."""
+    return (Path(root) / "_state" / "_review-media").resolve()
 
 
 def make_private(folder: Path) -> None:
@@ -100,10 +102,14 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
     folder = server_dir(root)
     state = folder / "server.json"
     if state.exists():
-        url = json.loads(state.read_text())["url"]
-        if healthy(url):
+        running = json.loads(state.read_text())
+        if healthy(running["url"]):
+            if running.get("media_root") != str(media_root(root)):  # started by an older mora: no guard
+                raise ReviewServerError(f"the Label Studio running at {running['url']} was started by an older mora "
+                                        "and serves links planted among the review media; restart it: `mora review "
+                                        f"down --root {root}`, then `mora review up --root {root}`")
             check_private(folder)
-            return Connection(url, _credentials(folder)["token"])
+            return Connection(running["url"], _credentials(folder)["token"])
     repo_bin = Path(__file__).resolve().parents[2] / VENV_BIN
     binary = Path(binary or os.environ.get("MORA_LABEL_STUDIO_BIN") or (VENV_BIN if VENV_BIN.exists() else repo_bin))
     if not binary.exists():
@@ -113,7 +119,14 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_private(folder)  # before the server reads the token from it
+    media_root(root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    from mora.review.label_studio_site import SETTINGS, SITE
+
     env = {**os.environ,
+           # Label Studio's settings plus mora's guard: a local file is served only if it is a regular file
+           # reached without a link, checked at every request (mora/review/label_studio_site)
+           "DJANGO_SETTINGS_MODULE": SETTINGS,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(SITE), os.environ.get("PYTHONPATH", "")) if p),
            "LABEL_STUDIO_BASE_DATA_DIR": str(data.resolve()), "LABEL_STUDIO_USERNAME": creds["username"],
            "LABEL_STUDIO_PASSWORD": creds["password"], "LABEL_STUDIO_USER_TOKEN": creds["token"],
            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
@@ -129,7 +142,7 @@ def up(root: Path, port: int = 8090, binary: Path | None = None, wait_s: float =
             [str(binary), "start", "--internal-host", "127.0.0.1", "--port", str(port), "--no-browser",
              "--data-dir", str(data.resolve())],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, umask=0o077)
-    write_json_atomic(state, {"url": url, "pid": proc.pid, "port": port})
+    write_json_atomic(state, {"url": url, "pid": proc.pid, "port": port, "media_root": str(media_root(root))})
     started = time.monotonic()
     while not healthy(url):
         if proc.poll() is not None or time.monotonic() > started + wait_s:

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mora.atomic import remove_stale_temporaries
 from mora.config import RoundConfig
-from mora.datasets.shards import iteration_dir, write_parquet
+from mora.datasets.shards import data_dir, iteration_dir, write_parquet
+from mora.review.routing import RoutingPolicy, audit_draw
 from mora.round.engines import open_engine
-from mora.round.stages import JudgedSet
+from mora.round.stages import JudgedSet, effective_threads
 from mora.round.state import PlannedPrompt, RoundState
+from mora.round.steps import round_seed
 
 WAIT_S = 0.5  # how often a driver looks again at sets another driver holds
 
@@ -56,11 +59,25 @@ class RollingShards:
         return [self.write_ready(part) for part in range(self.parts)]
 
 
+def route(config: RoundConfig, policy: RoutingPolicy, judged: JudgedSet) -> JudgedSet:
+    """The judged set decided by the round's routing policy; its audit coin comes from its seed."""
+    draw = audit_draw(round_seed(config, "audit", judged.planned.index))
+    judged.rows = policy.route(judged.rows, config.iteration, draw)
+    judged.decision, judged.reason = judged.rows[0]["decision"], judged.rows[0]["decision_reason"]
+    return judged
+
+
 def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPrompt], started_at: datetime,
-              engine=None, on_set: Callable[[JudgedSet], None] | None = None) -> list[Path]:
-    """Every set of the round made exactly once (with other drivers of the round), then its shard paths."""
+              engine=None, on_set: Callable[[JudgedSet], None] | None = None,
+              on_wait: Callable[[str], None] | None = None, policy: RoutingPolicy | None = None) -> list[Path]:
+    """Every set of the round made exactly once (with other drivers of the round), then its shard paths.
+    ``on_wait(line)`` hears once per other driver that this one waits for it, and for how long at most;
+    ``policy`` routes each judged set before it is staged (None: the judges' decision as it is)."""
     shards = RollingShards(config, state, prompts)
+    for folder in [state.sets_dir, *data_dir(config.shards.root, config.shards.dataset).glob("iteration=*")]:
+        remove_stale_temporaries(folder)  # left by a writer killed mid-write
     claims = state.claims(config.runtime.lease_s)
+    told: set[str] = set()  # drivers already named to on_wait
 
     def unmade() -> list[PlannedPrompt]:
         return [p for p in prompts if not state.has_set(p.set_id)]
@@ -72,11 +89,21 @@ def make_sets(config: RoundConfig, state: RoundState, prompts: list[PlannedPromp
                     claims.release(planned.set_id)
                     continue
                 yield planned
+            elif on_wait is not None:
+                held = claims.holder(planned.set_id)
+                line = claims.blocker(planned.set_id)
+                if held and line and held["owner"] not in told:
+                    told.add(held["owner"])
+                    on_wait(line)
 
     if unmade():
-        with claims.renewing(), (engine or open_engine(config)) as running:
+        engine = engine or open_engine(config)
+        engine.threads = state.threads(effective_threads(config.runtime))  # the count the round started with
+        with claims.renewing(), engine as running:
             while True:
                 for judged in running.run(claimed(), started_at):
+                    if policy is not None:
+                        judged = route(config, policy, judged)
                     set_id = judged.planned.set_id
                     state.record_made(set_id, claims.owner, judged.made_by)
                     state.save_set(set_id, judged.rows)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+import torch
+
 from mora.config import RoundConfig
-from mora.round.stages import Generate, Judge, JudgedSet, timed, worker_identity
+from mora.round.stages import Generate, Judge, JudgedSet, effective_threads, timed, worker_identity
 from mora.round.state import PlannedPrompt
 
 
@@ -20,9 +22,12 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, config: RoundConfig):
+        self.config = config
+        self.threads: int | None = None  # the round's torch threads (the driver sets them); None: this process's
         self.generate, self.judge = Generate(config), Judge(config)
 
     def __enter__(self) -> LocalEngine:
+        torch.set_num_threads(self.threads or effective_threads(self.config.runtime))
         self.generate.setup()
         self.judge.setup()
         return self

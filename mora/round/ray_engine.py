@@ -20,8 +20,9 @@ from ray.exceptions import RayActorError
 
 from mora.config import ConfigError, RayStage, RoundConfig
 from mora.round.placement import local_cpus, unplaceable
-from mora.round.stages import Generate, Judge, JudgedSet, timed, worker_identity
+from mora.round.stages import Generate, Judge, JudgedSet, effective_threads, timed, worker_identity
 from mora.round.state import PlannedPrompt
+from mora.stopping import also_stop, reclaim_sigterm
 
 ATTEMPTS = 3  # workers a set may be given before the round fails on it
 
@@ -47,6 +48,14 @@ class StageWorker:
         return os.getpid()
 
 
+class GenerateWorker(StageWorker):
+    """The Generate stage's actor: a class per stage, so that ``ps`` and Ray's tools name the stage."""
+
+
+class JudgeWorker(StageWorker):
+    """The Judge stage's actor."""
+
+
 def connect(config: RoundConfig) -> bool:
     """Join the configured cluster, or start a local instance; True when this call started Ray."""
     if ray.is_initialized():  # a caller (a test, a notebook) connected already
@@ -55,8 +64,9 @@ def connect(config: RoundConfig) -> bool:
     kwargs = {"runtime_env": r.runtime_env or None, "include_dashboard": False, "log_to_driver": False}
     if r.address:
         ray.init(address=r.address, **kwargs)
-    else:
-        ray.init(num_cpus=local_cpus(r), **kwargs)
+    else:  # "local": a new instance even where another Ray runs on this machine (ray.init would join it)
+        ray.init(address="local", num_cpus=local_cpus(r), **kwargs)
+    reclaim_sigterm()  # SIGTERM stops the round in one line (exit 143), not through Ray's handlers (SIGABRT)
     return True
 
 
@@ -65,27 +75,32 @@ class RayEngine:
 
     def __init__(self, config: RoundConfig):
         self.config = config
+        self.threads: int | None = None  # the round's torch threads (the driver sets them); None: this process's
         self.started_ray = False
         self.generators: list = []
         self.judges: list = []
         self.given_again: list[str] = []  # sets whose worker died and which another worker made
+        self._forget_stop = lambda: None
 
     def _pool(self, stage_cls, stage: RayStage, label: str) -> list:
         r = self.config.runtime
         # Ray gives workers OMP_NUM_THREADS=CPUS; the driver's OpenMP setting instead, since some CPU kernels
         # add in another order under it (frames one level apart, then other video bytes) and a worker must
-        # make what the local engine makes; the torch threads are runtime.threads either way
+        # make what the local engine makes
         omp = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
-        actor = ray.remote(StageWorker).options(
+        worker = GenerateWorker if stage_cls is Generate else JudgeWorker
+        actor = ray.remote(worker).options(
             num_cpus=stage.cpus, num_gpus=stage.gpus, resources=stage.resources or None,
             max_restarts=r.ray.max_restarts, max_task_retries=0,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": omp}})
-        threads = r.threads or max(1, int(stage.cpus))
+        threads = self.threads or effective_threads(r)  # every worker the local engine's count, not its cpus
         return [actor.remote(stage_cls, self.config, f"{label}-{i}", os.getcwd(), threads)
                 for i in range(stage.workers)]
 
     def __enter__(self) -> RayEngine:
         self.started_ray = connect(self.config)
+        if self.started_ray:
+            self._forget_stop = also_stop(ray.shutdown)
         r = self.config.runtime.ray
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         why = unplaceable(r, nodes)
@@ -98,10 +113,11 @@ class RayEngine:
             # claim nothing before the workers stand: a run waiting for a busy cluster must not hold sets
             names = [f"generator-{i}" for i in range(len(self.generators))] + [
                 f"judge-{i}" for i in range(len(self.judges))]
-            starting = {actor.pid.remote(): name for actor, name in zip(self.generators + self.judges, names,
-                                                                          strict=True)}
+            # a worker killed while it starts is waited for through its restart
+            starting = {self._standing(actor): name for actor, name in zip(self.generators + self.judges, names,
+                                                                         strict=True)}
             ready, waiting = ray.wait(list(starting), num_returns=len(starting), timeout=r.placement_timeout_s)
-            ray.get(ready)  # a worker whose setup failed raises its error here
+            ray.get(ready)  # a worker whose setup failed raises its error here (Ray restarts no failed setup)
             if waiting:
                 raise ConfigError(f"Ray workers {', '.join(starting[w] for w in waiting)} had not started after "
                                   f"runtime.ray.placement_timeout_s ({r.placement_timeout_s:g} s): "
@@ -116,6 +132,7 @@ class RayEngine:
             ray.kill(actor)
         if self.started_ray:
             ray.shutdown()
+            self._forget_stop()
 
     def run(self, items: Iterable[PlannedPrompt], started_at: datetime) -> Iterator[JudgedSet]:
         """Judged sets as they finish; generating set k+1 overlaps judging set k."""
@@ -124,6 +141,7 @@ class RayEngine:
         made: deque[tuple] = deque()  # (planned, made ref, generator meta) waiting for a judge
         making: dict = {}  # meta ref -> (actor, planned, made ref)
         judging: dict = {}  # judged ref -> (actor, planned, made ref, generator meta)
+        restarting: dict = {}  # ready ref -> (actor, stage): a worker whose process died, until it stands again
         free_gen, free_judge = list(self.generators), list(self.judges)
         attempts: dict[str, int] = {}
         exhausted = False
@@ -142,18 +160,29 @@ class RayEngine:
                 actor = free_judge.pop(0)
                 judging[actor.process.remote(made_ref, started_at)] = (actor, planned, made_ref, meta)
             if not making and not judging:
-                if made or retry:
-                    raise RuntimeError("the Ray engine has no live workers left for the round's sets")
-                return
-            [ready], _ = ray.wait([*making, *judging], num_returns=1)
-            if ready in making:
+                if exhausted and not made and not retry:
+                    return
+                if not restarting:  # sets wait, and every worker that could take them is gone for good
+                    stage = "judge" if made else "generator"
+                    raise RuntimeError(f"the Ray engine has no live {stage} workers left for the round's sets: each "
+                                       f"died after runtime.ray.max_restarts ({self.config.runtime.ray.max_restarts})"
+                                       " restarts; see the Ray logs (`ray logs`), or raise runtime.ray.max_restarts")
+            [ready], _ = ray.wait([*making, *judging, *restarting], num_returns=1)
+            if ready in restarting:
+                actor, stage = restarting.pop(ready)
+                try:
+                    ray.get(ready)
+                except RayActorError:  # out of restarts: the pool goes on without it
+                    continue
+                (free_gen if stage == "generator" else free_judge).append(actor)
+            elif ready in making:
                 actor, planned, made_ref = making.pop(ready)
                 try:
                     meta = ray.get(ready)
                 except RayActorError:
                     self._lost(planned, attempts, "generator")
                     retry.append(planned)
-                    free_gen.append(actor)  # restarting (calls wait for it) or dead (calls fail fast)
+                    restarting[self._standing(actor)] = (actor, "generator")
                     continue
                 free_gen.append(actor)
                 made.append((planned, made_ref, meta))
@@ -164,12 +193,21 @@ class RayEngine:
                 except RayActorError:
                     self._lost(planned, attempts, "judge")
                     made.appendleft((planned, made_ref, meta))
-                    free_judge.append(actor)
+                    restarting[self._standing(actor)] = (actor, "judge")
                     continue
                 free_judge.append(actor)
                 judged.made_by = {k: v for k, v in meta.items() if k != "span"}
                 judged.spans = {"generate": meta["span"], "judge": judge_meta["span"]}
                 yield judged
+
+    @staticmethod
+    def _standing(actor) -> ray.ObjectRef:
+        """Ready once the worker stands again (restarted, ``setup()`` done); fails if it is out of restarts.
+
+        A call sent to a restarting actor fails at once ("the actor is restarting"): giving the worker a set
+        before it stands would count one death once per set sent to it. This call is retried until then.
+        """
+        return actor.pid.options(max_task_retries=-1).remote()
 
     def _lost(self, planned: PlannedPrompt, attempts: dict[str, int], stage: str) -> None:
         self.given_again.append(planned.set_id)

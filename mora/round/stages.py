@@ -15,7 +15,7 @@ from datetime import datetime
 
 import torch
 
-from mora.config import RoundConfig
+from mora.config import RoundConfig, RuntimeConfig
 from mora.procedures.text_to_video import Candidate
 from mora.round import steps
 from mora.round.state import PlannedPrompt
@@ -41,6 +41,13 @@ class JudgedSet:
     criterion: str
     made_by: dict = field(default_factory=dict)  # worker, node, host, pid of the generator
     spans: dict = field(default_factory=dict)  # stage -> (start, end) wall-clock seconds
+
+
+def effective_threads(runtime: RuntimeConfig) -> int:
+    """The torch threads a new round computes with: ``runtime.threads``, else this process's count (torch's
+    default: the machine's cores, or OMP_NUM_THREADS). Ray workers get the same, not their ``cpus``: CPU
+    float sums depend on the count, and every engine must make the same bytes."""
+    return runtime.threads or torch.get_num_threads()
 
 
 def worker_identity(node: str = "local") -> dict:

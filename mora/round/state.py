@@ -57,12 +57,30 @@ class RoundState:
     def summary(self) -> dict:
         return json.loads((self.dir / "complete.json").read_text())
 
+    @property
+    def published(self) -> bool:
+        """The dataset card and report were rewritten after this round completed (a crash in between
+        leaves complete.json without it, and the next run of the round publishes)."""
+        return (self.dir / "published.json").exists()
+
+    def mark_published(self, products: dict) -> None:
+        write_json_atomic(self.dir / "published.json", products)
+
     def started_at(self, now: str) -> str:
         """The first start of this round, kept across resumes."""
         path = self.dir / "started.json"
         if not path.exists():
             write_json_atomic(path, {"started_at": now})
         return json.loads(path.read_text())["started_at"]
+
+    def threads(self, wanted: int) -> int:
+        """The torch thread count of this round: the one recorded at its first start, else ``wanted``, recorded
+        now. Its videos depend on the count, so a round resumed elsewhere (a machine with fewer cores, the
+        other engine) goes on with the count it started with, never a mix."""
+        path = self.dir / "threads.json"
+        if not path.exists():
+            write_json_atomic(path, {"threads": wanted})
+        return int(json.loads(path.read_text())["threads"])
 
     def load_prompts(self) -> list[PlannedPrompt] | None:
         path = self.dir / "prompts.json"

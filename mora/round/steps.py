@@ -137,7 +137,7 @@ def set_rows(config: RoundConfig, planned: PlannedPrompt, candidates: list[Candi
         "criterion_seed": criterion_seed, "judges": [r.to_row() for r in rankings],
         "decision": decision.decision, "decision_source": "judges", "decision_reason": decision.reason,
         "selected": decision.decision == ACCEPTED and decision.winner == c.index,
-        "review": None,
+        "review": None, "routing": None,  # routing: set by the round's policy (mora.review.routing)
         "generation_seconds": c.seconds, "created_at": now, "round_started_at": started_at,
     } for c, video in zip(candidates, videos, strict=True)]
 

@@ -18,8 +18,9 @@ from mora.review.waits import due_waits
 @task(name="push-reviews", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
 def push_reviews(root: Path, dataset: str, url: str | None = None) -> int:
     result = pushing.push(connect(root, url=url), root, dataset)
-    get_run_logger().info("%s: %d sets pushed to review, %d found there already", dataset, len(result.pushed),
-                          len(result.found))
+    get_run_logger().info("%s: %d sets pushed to review, %d found there already, %d open tasks reordered by the "
+                          "refitted reliability model", dataset, len(result.pushed), len(result.found),
+                          result.reprioritized)
     for line in result.removed + [f"set aside {set_id}: {reason}" for set_id, reason in result.failed]:
         get_run_logger().warning("%s: %s", dataset, line)
     return len(result.pushed)
