@@ -17,6 +17,10 @@ CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML pr
 SET = typer.Option([], "--set", help="override a field: generation.num_frames=25 (repeatable)")
 SEED = typer.Option(0, help="seed; the same seed on the same machine gives the same frames")
 INTERACTIVE = typer.Option(False, "--interactive", "-i", help="show each stage; accept, regenerate or adjust")
+DURATION = typer.Option(None, "--duration", help="seconds (the paper shows ~12); more segments are chained "
+                                                          "to reach it")
+CHAINING = typer.Option(None, help="last-frame (the paper; default procedures.chaining) or clip (the last frames "
+                                   "condition the next segment)")
 
 
 def ask(stage: str, path: Path) -> tuple[str, str | None]:
@@ -60,11 +64,8 @@ def _approver(interactive: bool):
 
 @make_app.command("t2v")
 def t2v(prompt: str = typer.Option(..., help="what the video shows"), out: Path = typer.Option(..., help="mp4"),
-        duration: float | None = typer.Option(None, help="seconds (the paper shows ~12); more segments are chained "
-                                                          "to reach it"),
-        chaining: str | None = typer.Option(None, help="last-frame (the paper; default procedures.chaining) or clip "
-                                                       "(the last frames condition the next segment)"),
-        seed: int = SEED, interactive: bool = INTERACTIVE, config: Path = CONFIG, set_: list[str] = SET) -> None:
+        duration: float | None = DURATION, chaining: str | None = CHAINING, seed: int = SEED,
+        interactive: bool = INTERACTIVE, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Text to video: enhanced prompt, first frame, animation, chained segments."""
     from mora.procedures.single import text_to_video
 
@@ -74,38 +75,40 @@ def t2v(prompt: str = typer.Option(..., help="what the video shows"), out: Path 
 
 @make_app.command("i2v")
 def i2v(image: Path = typer.Option(..., help="first frame"), prompt: str = typer.Option("", help="motion"),
-        out: Path = typer.Option(..., help="mp4"), seed: int = SEED, interactive: bool = INTERACTIVE,
-        config: Path = CONFIG, set_: list[str] = SET) -> None:
+        out: Path = typer.Option(..., help="mp4"), duration: float | None = DURATION, chaining: str | None = CHAINING,
+        seed: int = SEED, interactive: bool = INTERACTIVE, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Image to video: the image and text through the text-to-image agent, then animated
     (--set procedures.image_to_video=direct animates the image as it is)."""
     from mora.procedures.single import image_to_video
 
-    _run(config, set_, out, lambda t: image_to_video(t, image, prompt, seed, _approver(interactive)), interactive)
+    _run(config, set_, out, lambda t: image_to_video(t, image, prompt, seed, _approver(interactive),
+                                                     duration_s=duration, chaining=chaining), interactive)
 
 
 @make_app.command("extend")
 def extend_cmd(video: Path = typer.Option(..., help="video to continue"), prompt: str = typer.Option(""),
                out: Path = typer.Option(..., help="mp4"),
                segments: int = typer.Option(1, help="segments to add (1 to 64: each continues from the last)"),
-               chaining: str | None = typer.Option(None, help="last-frame or clip (default procedures.chaining)"),
-               seed: int = SEED,
-               config: Path = CONFIG, set_: list[str] = SET) -> None:
+               duration: float | None = typer.Option(None, "--duration", help="seconds the result should last: as "
+                                                     "many segments as that takes (overrides --segments)"),
+               chaining: str | None = CHAINING, seed: int = SEED, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Extend a video by whole segments."""
     from mora.procedures.extend import extend
 
-    _run(config, set_, out, lambda t: extend(t, video, prompt, seed, segments, chaining))
+    _run(config, set_, out, lambda t: extend(t, video, prompt, seed, segments, chaining, duration))
 
 
 @make_app.command("edit")
 def edit_cmd(video: Path = typer.Option(..., help="video to edit"),
              instruction: str = typer.Option(..., help="e.g. make it winter"),
              out: Path = typer.Option(..., help="mp4"), prompt: str | None = typer.Option(None),
+             duration: float | None = DURATION, chaining: str | None = CHAINING,
              seed: int = SEED, interactive: bool = INTERACTIVE, config: Path = CONFIG, set_: list[str] = SET) -> None:
     """Video-to-video editing: the first frame edited by instruction, then animated again."""
     from mora.procedures.single import edit_video
 
-    _run(config, set_, out, lambda t: edit_video(t, video, instruction, seed, prompt, _approver(interactive)),
-         interactive)
+    _run(config, set_, out, lambda t: edit_video(t, video, instruction, seed, prompt, _approver(interactive),
+                                                 duration_s=duration, chaining=chaining), interactive)
 
 
 @make_app.command("connect")
@@ -121,11 +124,13 @@ def connect_cmd(first: Path = typer.Option(...), second: Path = typer.Option(...
 
 @make_app.command("digital-world")
 def digital_world_cmd(out: Path = typer.Option(..., help="mp4"), prompt: str | None = typer.Option(None),
-                      image: Path | None = typer.Option(None), seed: int = SEED, interactive: bool = INTERACTIVE,
+                      image: Path | None = typer.Option(None), duration: float | None = DURATION,
+                      chaining: str | None = CHAINING, seed: int = SEED, interactive: bool = INTERACTIVE,
                       config: Path = CONFIG, set_: list[str] = SET) -> None:
     """A scene as a digital world: "In digital world style" on the animation prompt
     (--set procedures.digital_world=restyle restyles the first frame instead)."""
     from mora.procedures.single import digital_world
 
     _run(config, set_, out, lambda t: digital_world(t, seed, prompt=prompt, image=image,
-                                                    approver=_approver(interactive)), interactive)
+                                                    approver=_approver(interactive), duration_s=duration,
+                                                    chaining=chaining), interactive)

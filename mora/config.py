@@ -346,12 +346,20 @@ EVAL_TASKS = ("text-to-video", "image-to-video", "extend", "video-to-video-edit"
 
 
 class EvalConfig(_Strict):
-    """``mora eval``: the models behind each metric (see the README's metric table) and the evaluation set."""
+    """``mora eval``: the models behind each metric (see the README's metric table) and the evaluation set.
+
+    ``auto`` picks VBench's own component (RAFT, MUSIQ) where its package imports and its weights are
+    given, else the weight-free stand-in; every run records which one ran. Naming the real one makes
+    its absence a one-line error instead."""
 
     set: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="versioned evaluation set")
     tasks: list[Literal[EVAL_TASKS]] = Field(default_factory=lambda: list(EVAL_TASKS), min_length=1)
     items_per_task: int = Field(8, ge=1, le=1000, description="first N items of each task's set")
-    frames: int = Field(16, ge=2, le=256, description="frames sampled per video for model-backed metrics")
+    duration_s: float | None = Field(12.0, gt=0, le=600, description="seconds each made video is chained to, "
+                                     "as mora make --duration does (the paper shows ~12 s); null: one segment")
+    frames: Annotated[int, Field(ge=2, le=4096)] | Literal["all"] = Field(
+        "all", description="frames the per-frame model metrics read: all (VBench reads every frame) or N spread "
+                           "over the video (faster; not VBench's)")
     seed: int = Field(0, ge=0)
     object_encoder: ModelRef = Field(ModelRef(id="facebook/dinov2-base"),
                                      description="object consistency: DINO features (VBench: DINO ViT-B/16)")
@@ -359,9 +367,20 @@ class EvalConfig(_Strict):
                            description="background consistency and appearance style (VBench: CLIP ViT-B/32)")
     aesthetic_clip: ModelRef = Field(ModelRef(id="openai/clip-vit-large-patch14"),
                                      description="image features the aesthetic predictor reads (CLIP ViT-L/14)")
-    aesthetic_head: ModelRef = Field(ModelRef(id="trl-lib/ddpo-aesthetic-predictor"),
-                                     description="LAION aesthetic predictor weights: a .pth file, a folder or a "
-                                                 "hub repo holding one")
+    aesthetic_predictor: Literal["linear", "mlp"] = Field(
+        "linear", description="linear: VBench's LAION head (sa_0_4_vit_l_14_linear.pth); mlp: LAION's improved "
+                              "predictor (not VBench's)")
+    aesthetic_head: ModelRef = Field(ModelRef(id="sa_0_4_vit_l_14_linear.pth"),
+                                     description="the predictor's weights: a .pth file, a folder or a hub repo "
+                                                 "holding one (the linear head is on GitHub, not the hub)")
+    dynamic_degree: Literal["auto", "raft", "farneback"] = Field(
+        "auto", description="raft: torchvision's raft_large (VBench's RAFT); farneback: the weight-free stand-in")
+    raft: ModelRef | None = Field(None, description="raft_large state dict (.pth file, folder or hub repo); "
+                                                    "torchvision's Raft_Large_Weights.C_T_V1 is the original "
+                                                    "raft-things weights VBench reads")
+    imaging_quality: Literal["auto", "musiq", "proxy"] = Field(
+        "auto", description="musiq: pyiqa's MUSIQ (VBench's); proxy: the weight-free stand-in")
+    musiq: ModelRef | None = Field(None, description="MUSIQ weights for pyiqa (VBench: musiq_spaq_ckpt-358bb6af.pth)")
     video_encoder: ModelRef = Field(ModelRef(id="microsoft/xclip-base-patch32"),
                                     description="temporal style and extended-video consistency (paper: ViCLIP)")
     text_embedder: ModelRef = Field(ModelRef(id="google-bert/bert-base-uncased"),

@@ -3,6 +3,7 @@ procedures, every metric, the tables, figures and artifacts on disk."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -53,12 +54,27 @@ def test_mora_eval_checkpoint_runs_every_metric_and_writes_tables(trained):
     assert result.exit_code == 0, result.output
     folder = reports_dir(cfg)
     label = [s for s in pd.read_csv(folder / "table-text-to-video.csv")["system"] if s.startswith("it2")][0]
+    run = json.loads((folder / "runs" / f"{label}.json").read_text())
     for task in EVAL_TASKS:
         table = pd.read_csv(folder / f"table-{task}.csv")
         row = table[table["system"] == label]
-        assert len(row) == 1 and row[task_metrics(task)].notna().all(axis=None), task
-        assert (folder / f"table-{task}.png").is_file()
+        # the tiny captioners say nothing: Video-Text Integration is missing with the reason, never a score
+        measured = [m for m in task_metrics(task) if m != "video_text_integration"]
+        assert len(row) == 1 and row[measured].notna().all(axis=None), task
+        assert (folder / f"table-{task}.png").is_file() and (folder / f"table-{task}.implementations.csv").is_file()
         assert (folder / "videos" / label / f"{task}-000.mp4").is_file()
+    assert run["summary"]["image-to-video"]["video_text_integration"] is None
+    assert run["summary"]["image-to-video"]["missing"]["video_text_integration"]["reasons"] == [
+        "the image captioner returned an empty caption"]
+    assert run["implementations"]["dynamic_degree"].startswith("Farneback")  # no torchvision here: the stand-in
+    # eval.duration_s: 3 s chained by the same code as mora make --duration, longer than one 9-frame segment
+    gen = cfg.generation
+    for task in ("text-to-video", "image-to-video", "video-to-video-edit", "digital-world", "extend"):
+        sidecar = json.loads((folder / "videos" / label / f"{task}-000.json").read_text())
+        assert len(sidecar["segment_starts"]) >= 2 and sidecar["output"]["frames"] >= 3 * gen.fps, task
+        assert sidecar["segment_agent"] == "image_to_video"  # the paper's last-frame chaining
+    t2v = pd.read_csv(folder / "table-text-to-video.csv").set_index("system")
+    assert t2v.loc[label, "video_length"] >= 3.0 > gen.num_frames / gen.fps
     inputs = inputs_dir(cfg)  # made once by the base agents, shared by every system
     assert len(list(inputs.parent.iterdir())) == 1
     assert {"extend-000.mp4", "image-to-video-000.png", "connect-000-first.mp4"} <= {
@@ -79,7 +95,8 @@ def test_mora_eval_ablations_writes_table_five(trained):
     result = CliRunner().invoke(app, ["eval", "-c", str(path), *sets, "--ablations"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(reports_dir(cfg) / "ablations.csv")
-    assert list(table["system"]) == ["Mora (full)", "w/o human review"]
+    assert list(table["system"]) == ["Mora (full)", "w/o human review", "untrained (base models)"]
+    assert table["label"].iloc[-1] == f"base-{path.stem}"  # base runs are labelled by their preset
     assert full.stat().st_mtime_ns == before  # the full system's scores were read back, not made again
     connect = pd.read_csv(reports_dir(cfg) / "table-connect.csv")  # its other tasks' rows are kept
     assert any(s.startswith("it2-") for s in connect["system"])
@@ -92,3 +109,33 @@ def test_mora_eval_bad_input_is_one_line(trained):
     assert result.exit_code == 2 and "eval.set" in result.output and "v1" in result.output
     result = CliRunner().invoke(app, ["eval", "-c", str(path), "--checkpoint", str(path.parent)])
     assert result.exit_code == 2 and "not a mora checkpoint" in result.output
+
+
+def test_outside_videos_join_a_checkpoint_in_one_table_and_compare(trained, tmp_path):
+    """mora eval --videos scores a folder of videos made elsewhere (here: copies of the checkpoint's own, with
+    mora make's sidecars) into the same table as the checkpoint; --compare writes them side by side."""
+    path, overrides, out, cfg = trained
+    folder = reports_dir(cfg)
+    label = next(p.name for p in (folder / "videos").glob("it2-*") if not p.name.startswith("no-review"))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for suffix in (".mp4", ".json"):
+        shutil.copy(folder / "videos" / label / f"text-to-video-000{suffix}", outside / f"clip{suffix}")
+    sets = [arg for key in ("generation.num_frames", "judges.1.family", "judges.1.model.id")
+            for arg in ("--set", f"{key}={overrides[key]}")]
+    result = CliRunner().invoke(app, ["eval", "-c", str(path), *sets, "--videos", str(outside), "--label",
+                                      "elsewhere", "--task", "text-to-video"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(folder / "table-text-to-video.csv").set_index("system")
+    assert {"elsewhere", label} <= set(table.index) and table.loc["elsewhere", "prompts"] == "own (1 videos)"
+    assert table.loc["elsewhere", "video_length"] == pytest.approx(table.loc[label, "video_length"])
+    assert table.loc["elsewhere", task_metrics("text-to-video")].notna().all()
+    result = CliRunner().invoke(app, ["eval", "-c", str(path), *sets, "--compare", f"elsewhere,{label}",
+                                      "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    side_by_side = pd.read_csv(tmp_path / "cmp" / "table-text-to-video.csv")
+    assert list(side_by_side["system"]) == ["elsewhere", label]
+    assert pd.read_csv(tmp_path / "cmp" / "table-text-to-video.implementations.csv")["comparable"].all()
+    assert not (tmp_path / "cmp" / "table-connect.csv").exists()  # the outside system has no connect row
+    result = CliRunner().invoke(app, ["eval", "-c", str(path), "--videos", str(outside), "--label", "x"])
+    assert result.exit_code == 2 and "--videos needs --label NAME and --task" in result.output

@@ -118,6 +118,23 @@ def test_extend_adds_whole_segments(tools, clips, tmp_path, chaining, new_per_se
     assert np.array_equal(made.frames[:17], source)  # the original is kept frame for frame
 
 
+def test_every_procedure_that_makes_its_own_length_chains_to_a_duration(tools, clips, tmp_path):
+    """--duration (and mora eval's eval.duration_s) works for i2v, edit and digital-world as for t2v: the
+    same last-frame chaining; extend adds as many segments as reach it."""
+    made = {"i2v": image_to_video(tools, clips / "still.png", "waves", seed=1, duration_s=5),
+            "edit": edit_video(tools, clips / "a.mp4", "make it winter", seed=4, duration_s=5),
+            "dw": digital_world(tools, seed=2, prompt="a castle", duration_s=5)}
+    for name, m in made.items():  # 5 s at 8 fps = 40 frames: 17, then ceil((40 - 17) / 16) = 2 more segments
+        record = _check_file(m, tmp_path / f"{name}.mp4", 17 + 2 * 16)
+        assert record["segment_starts"] == [0, 17, 33] and record["segment_agent"] == "image_to_video", name
+        assert record["duration_s"] == 5 and len(record["drift"]) == 3
+    short = image_to_video(tools, clips / "still.png", "waves", seed=1)
+    assert np.array_equal(made["i2v"].frames[:17], short.frames)  # the first segment is the one-segment video
+    longer = extend(tools, clips / "a.mp4", "more", seed=2, duration_s=5)
+    assert longer.record["segment_starts"] == [0, 17, 33] and len(longer.frames) == 49
+    assert len(extend(tools, clips / "a.mp4", "more", seed=2, duration_s=1).record["segment_starts"]) == 2
+
+
 def test_edit_changes_the_first_frame(tools, clips, tmp_path):
     made = edit_video(tools, clips / "a.mp4", "make it winter", seed=4)
     record = _check_file(made, tmp_path / "edit.mp4", 17)

@@ -33,10 +33,16 @@ def test_criteria_are_the_papers_ten_and_drawn_reproducibly():
     assert len(CRITERIA) == 10 and len({c.key for c in CRITERIA}) == 10
     assert draw_criterion(7) == draw_criterion(7)
     assert {draw_criterion(s).key for s in range(200)} == {c.key for c in CRITERIA}
-    wording = {c.key: c.description for c in CRITERIA}  # the paper's words, not shortened ones
+    wording = {c.key: c.description for c in CRITERIA}  # the mission summary's list, for reviewers
     assert wording["object_consistency"].endswith(": object motion and interactions")
     assert wording["colour_lighting"].endswith(": smooth lighting transitions and uniform colour")
     assert wording["relevance"] == "content relevance to the task: theme alignment and task appropriateness"
+    # the judges get each as the paper gives it: an instruction to rank the videos by that criterion
+    for c in CRITERIA:
+        asked = c.instruction(4)
+        assert asked.startswith("Rank the four videos by ") and asked.endswith(".") and "{" not in asked
+        assert c.description.split(":")[0].split()[-1] in asked  # the criterion's own name is in it
+    assert CRITERIA[0].instruction(6).startswith("Rank the six videos")
 
 
 def test_seeds_are_stable_and_distinct_per_purpose():

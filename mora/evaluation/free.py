@@ -1,8 +1,8 @@
 """Weight-free metrics: pure functions of ``[T, H, W, 3]`` uint8 frames.
 
 Motion smoothness and dynamic degree follow VBench's formulas with a weight-free estimator where
-VBench runs a network (AMT interpolation, RAFT flow): OpenCV Farneback optical flow. Imaging quality
-is a weight-free stand-in for MUSIQ (no MUSIQ implementation runs here: pyiqa needs torchvision).
+VBench runs a network (AMT interpolation; RAFT flow where torchvision is missing): OpenCV Farneback
+optical flow. Imaging quality is a weight-free stand-in for MUSIQ where pyiqa does not import.
 """
 
 from __future__ import annotations
@@ -51,23 +51,24 @@ def sample_at(frames: np.ndarray, fps: float, target_fps: float = 8.0) -> np.nda
     return frames[::max(1, round(fps / target_fps))]
 
 
-def flow_peaks(frames: np.ndarray) -> list[float]:
-    """Per consecutive pair: the mean of the largest 5% flow magnitudes (VBench's per-pair motion)."""
+def flow_peaks(frames: np.ndarray, estimate=flow) -> list[float]:
+    """Per consecutive pair: the mean of the largest 5% flow magnitudes (VBench's per-pair motion);
+    ``estimate(a, b)`` gives the flow (Farneback here, RAFT where it runs)."""
     out = []
     for a, b in zip(frames[:-1], frames[1:], strict=True):
-        rad = np.linalg.norm(flow(a, b), axis=-1).ravel()
+        rad = np.linalg.norm(estimate(a, b), axis=-1).ravel()
         top = max(1, int(rad.size * 0.05))
         out.append(float(np.sort(rad)[-top:].mean()))
     return out
 
 
-def is_dynamic(frames: np.ndarray, fps: float) -> bool:
+def is_dynamic(frames: np.ndarray, fps: float, estimate=flow) -> bool:
     """VBench's dynamic degree for one video: moving when at least round(4 * T / 16) frame pairs have
-    peak flow above 6 * min(H, W) / 256 pixels."""
+    peak flow above max(1, 8 / fps) * 6 * min(H, W) / 256 pixels (T, the frames read at about 8 fps)."""
     frames = sample_at(frames, fps)
-    threshold = 6.0 * min(frames.shape[1:3]) / 256.0
+    threshold = max(1.0, 8.0 / fps) * 6.0 * min(frames.shape[1:3]) / 256.0
     needed = max(1, round(4 * len(frames) / 16.0))
-    return sum(peak > threshold for peak in flow_peaks(frames)) >= needed
+    return sum(peak > threshold for peak in flow_peaks(frames, estimate)) >= needed
 
 
 def noise_sigma(gray: np.ndarray, flat: np.ndarray | None = None) -> float:

@@ -13,7 +13,7 @@ from mora.agents.loading import ModelLoadError, cached, torch_dtype
 from mora.config import CaptionerRef, ModelRef, RuntimeConfig
 
 EVAL_KINDS = {"eval-object", "eval-clip", "eval-aesthetic-clip", "eval-aesthetic-head", "eval-video-text",
-              "eval-text-embedder", "eval-captioner"}
+              "eval-text-embedder", "eval-captioner", "eval-raft", "eval-musiq"}
 
 
 def _images(frames) -> list[Image.Image]:
@@ -51,15 +51,17 @@ class ImageFeatures:
                    runtime.device)
 
     @torch.inference_mode()
-    def features(self, frames) -> torch.Tensor:
-        """``[N, D]`` unit vectors."""
-        pixels = self.processor(images=_images(frames), return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.model.dtype)
-        if hasattr(self.model, "get_image_features"):
-            out = self.model.get_image_features(pixel_values=pixels)
-        else:
-            out = self.model(pixel_values=pixels)
-        return _unit(out.pooler_output)
+    def features(self, frames, batch: int = 32) -> torch.Tensor:
+        """``[N, D]`` unit vectors; ``batch`` frames per forward pass (a 12 s video has hundreds)."""
+        images, out = _images(frames), []
+        for start in range(0, len(images), batch):
+            pixels = self.processor(images=images[start:start + batch], return_tensors="pt")["pixel_values"]
+            pixels = pixels.to(self.device, self.model.dtype)
+            if hasattr(self.model, "get_image_features"):
+                out.append(self.model.get_image_features(pixel_values=pixels).pooler_output)
+            else:
+                out.append(self.model(pixel_values=pixels).pooler_output)
+        return _unit(torch.cat(out))
 
 
 class ClipTextImage(ImageFeatures):
@@ -73,22 +75,31 @@ class ClipTextImage(ImageFeatures):
         return _unit(self.model.get_text_features(**tokens).pooler_output)
 
 
-def _head_file(ref: ModelRef) -> Path:
+def weights_file(ref: ModelRef, field: str) -> Path:
+    """A weights file given as a file, a folder holding one .pth/.pt file, or a hub repo holding one."""
     path = Path(ref.id)
     if path.is_file():
         return path
     if path.is_dir():
         found = sorted(path.glob("*.pth")) + sorted(path.glob("*.pt"))
         if not found:
-            raise ModelLoadError(f"aesthetic head folder '{path}' holds no .pth file; put the LAION predictor's "
-                                 "weights there (or build tiny ones: mora models make-tiny .mora/models/tiny)")
+            raise ModelLoadError(f"config field '{field}': folder '{path}' holds no .pth file; put the weights there "
+                                 "(tiny ones: mora models make-tiny .mora/models/tiny)")
         return found[0]
+    if path.suffix in (".pth", ".pt") or path.is_absolute() or ref.id.startswith("."):
+        raise ModelLoadError(f"config field '{field}': '{ref.id}' not found; point it at the weights file")
     from huggingface_hub import hf_hub_download, list_repo_files
 
-    names = [f for f in list_repo_files(ref.id, revision=ref.revision) if f.endswith((".pth", ".pt"))]
-    if not names:
-        raise ModelLoadError(f"eval.aesthetic_head: hub repo '{ref.id}' holds no .pth file")
-    return Path(hf_hub_download(ref.id, names[0], revision=ref.revision))
+    try:
+        names = [f for f in list_repo_files(ref.id, revision=ref.revision) if f.endswith((".pth", ".pt"))]
+        if not names:
+            raise ModelLoadError(f"config field '{field}': hub repo '{ref.id}' holds no .pth file")
+        return Path(hf_hub_download(ref.id, names[0], revision=ref.revision))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, refused: all one line
+        raise ModelLoadError(f"config field '{field}': '{ref.id}' is neither a local file nor a reachable hub repo "
+                             f"({type(exc).__name__}); point it at the weights file") from None
 
 
 def head_from_state(state: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -111,19 +122,26 @@ def head_from_state(state: dict[str, torch.Tensor]) -> torch.nn.Module:
 
 
 class AestheticPredictor:
-    """LAION's aesthetic predictor: a linear layer or MLP on unit CLIP image embeddings; 0..10, /10."""
+    """LAION's aesthetic predictor: the linear head (VBench's) or the improved MLP on unit CLIP image
+    embeddings; 0..10, /10. The preset names which one it means, and the weights must be that one."""
 
     def __init__(self, clip: ImageFeatures, head: torch.nn.Module):
         self.clip, self.head = clip, head
 
     @classmethod
-    def from_pretrained(cls, clip: ModelRef, head: ModelRef, runtime: RuntimeConfig):
+    def from_pretrained(cls, clip: ModelRef, head: ModelRef, runtime: RuntimeConfig, kind: str = "linear"):
         def load():
-            state = torch.load(_head_file(head), map_location="cpu", weights_only=True)
-            return head_from_state(state.get("state_dict", state)).to(runtime.device)
+            state = torch.load(weights_file(head, "eval.aesthetic_head"), map_location="cpu", weights_only=True)
+            module = head_from_state(state.get("state_dict", state))
+            found = "linear" if isinstance(module, torch.nn.Linear) else "mlp"
+            if found != kind:
+                raise ModelLoadError(f"config field 'eval.aesthetic_head': '{head.id}' holds the {found} predictor "
+                                     f"but eval.aesthetic_predictor is {kind}; set eval.aesthetic_predictor={found} "
+                                     "or point eval.aesthetic_head at the other weights")
+            return module.to(runtime.device)
 
         return cls(ImageFeatures.from_pretrained(clip, runtime, "eval-aesthetic-clip"),
-                   cached("eval-aesthetic-head", head, runtime, load))
+                   cached("eval-aesthetic-head", head, runtime, load, (kind,)))
 
     @torch.inference_mode()
     def scores(self, frames) -> np.ndarray:

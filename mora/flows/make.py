@@ -73,23 +73,26 @@ def make_text_to_video(prompt: str, out: str, seed: int = 0, duration_s: float |
 
 @flow(name="make-image-to-video")
 def make_image_to_video(image: str, prompt: str, out: str, seed: int = 0, config_path: str = "configs/tiny.yaml",
-                        overrides: dict[str, str] | None = None, interactive: bool = False) -> dict:
+                        overrides: dict[str, str] | None = None, interactive: bool = False,
+                        duration_s: float | None = None) -> dict:
     tools, approver = _tools(config_path, overrides), paused_for_people(interactive)
-    return _written(image_to_video(tools, Path(image), prompt, seed, approver), out)
+    return _written(image_to_video(tools, Path(image), prompt, seed, approver, duration_s=duration_s), out)
 
 
 @flow(name="make-extend")
 def make_extend(video: str, prompt: str, out: str, seed: int = 0, segments: int = 1, chaining: str | None = None,
-                config_path: str = "configs/tiny.yaml", overrides: dict[str, str] | None = None) -> dict:
-    return _written(extend(_tools(config_path, overrides), Path(video), prompt, seed, segments, chaining), out)
+                config_path: str = "configs/tiny.yaml", overrides: dict[str, str] | None = None,
+                duration_s: float | None = None) -> dict:
+    return _written(extend(_tools(config_path, overrides), Path(video), prompt, seed, segments, chaining, duration_s),
+                    out)
 
 
 @flow(name="make-edit")
 def make_edit(video: str, instruction: str, out: str, seed: int = 0, prompt: str | None = None,
               config_path: str = "configs/tiny.yaml", overrides: dict[str, str] | None = None,
-              interactive: bool = False) -> dict:
+              interactive: bool = False, duration_s: float | None = None) -> dict:
     tools, approver = _tools(config_path, overrides), paused_for_people(interactive)
-    return _written(edit_video(tools, Path(video), instruction, seed, prompt, approver), out)
+    return _written(edit_video(tools, Path(video), instruction, seed, prompt, approver, duration_s=duration_s), out)
 
 
 @flow(name="make-connect")
@@ -101,7 +104,7 @@ def make_connect(first: str, second: str, prompt: str, out: str, seed: int = 0,
 @flow(name="make-digital-world")
 def make_digital_world(out: str, prompt: str | None = None, image: str | None = None, seed: int = 0,
                        config_path: str = "configs/tiny.yaml", overrides: dict[str, str] | None = None,
-                       interactive: bool = False) -> dict:
+                       interactive: bool = False, duration_s: float | None = None) -> dict:
     tools, approver = _tools(config_path, overrides), paused_for_people(interactive)
     return _written(digital_world(tools, seed, prompt=prompt, image=Path(image) if image else None,
-                                  approver=approver), out)
+                                  approver=approver, duration_s=duration_s), out)

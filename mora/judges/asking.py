@@ -43,9 +43,10 @@ def answer_example(n: int) -> str:
     return " > ".join(LABELS[i] for i in [*range(1, n, 2), *range(0, n, 2)])
 
 
-def question(n: int) -> str:
-    return (f"\nRank all {n} candidates from best to worst under the criterion. Answer with the {n} letters "
-            f"only, best first, separated by ' > ', for example: {answer_example(n)}")
+def question(n: int, criterion: Criterion) -> str:
+    """The paper's form: an instruction to rank the videos by the criterion; then how to answer."""
+    return (f"\n{criterion.instruction(n)} Answer with the {n} letters only, best first, separated by ' > ', "
+            f"for example: {answer_example(n)}")
 
 
 def judge_messages(prompt: str, criterion: Criterion, order: list[int], media: Callable[[int], list[dict]],
@@ -54,9 +55,9 @@ def judge_messages(prompt: str, criterion: Criterion, order: list[int], media: C
     n = len(order)
     content = [{"type": "text", "text": (
         f"You are judging {n} candidate videos generated for the prompt: \"{prompt}\". Each candidate is shown "
-        f"{shown_as}. Criterion: {criterion.description}.")}]
+        f"{shown_as}.")}]
     for pos, cand in enumerate(order):
         content.append({"type": "text", "text": f"\nCandidate {LABELS[pos]}:"})
         content.extend(media(cand))
-    content.append({"type": "text", "text": question(n)})
+    content.append({"type": "text", "text": question(n, criterion)})
     return [{"role": "user", "content": content}]

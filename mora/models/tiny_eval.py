@@ -2,7 +2,8 @@
 aesthetic head), built offline from configs like the round's tiny models.
 
 They test the metrics' plumbing (shapes, loading, caching), not their values: random weights score
-nothing meaningful. The aesthetic head is saved as a plain ``.pth`` state dict, the form LAION ships.
+nothing meaningful. The aesthetic heads are saved as plain ``.pth`` state dicts, the form LAION ships:
+the linear head VBench reads, and the improved MLP (the ``eval.aesthetic_predictor: mlp`` option).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def build_clip(out: Path) -> None:
 
 
 def build_aesthetic_head(out: Path, features: int = 32) -> None:
+    """VBench's LAION head layout (one Linear(features, 1); the real one reads ViT-L/14's 768)."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(torch.nn.Linear(features, 1).state_dict(), out / "sa_0_4_vit_l_14_linear.pth")
+
+
+def build_aesthetic_mlp(out: Path, features: int = 32) -> None:
     """The improved LAION predictor's layout (Linear 1024-128-64-16-1 with dropouts) on ``features`` inputs."""
     layers = torch.nn.Sequential(torch.nn.Linear(features, 64), torch.nn.Dropout(0.2), torch.nn.Linear(64, 16),
                                  torch.nn.Dropout(0.2), torch.nn.Linear(16, 8), torch.nn.Dropout(0.1),
@@ -115,6 +122,7 @@ EVAL_BUILDERS = {
     "dinov2": build_dinov2,
     "clip": build_clip,
     "aesthetic-head": build_aesthetic_head,
+    "aesthetic-head-mlp": build_aesthetic_mlp,
     "xclip": build_xclip,
     "bert": build_bert,
 }

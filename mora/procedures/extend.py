@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mora.config import GenerationConfig
 from mora.procedures.inputs import InputError, fit_frames, load_video
 from mora.procedures.toolbox import Made, Toolbox, file_digest
 
@@ -82,6 +83,24 @@ def extend_frames(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, se
     return np.concatenate(out), starts
 
 
+def segments_to_reach(gen: GenerationConfig, have: int, duration_s: float | None, chaining: str) -> int:
+    """How many more segments make a video of ``have`` frames last ``duration_s`` seconds (0 without one),
+    refused in one line past ``MAX_SEGMENTS``."""
+    return segments_for(duration_s, have, gen.fps, gen.num_frames - (gen.context_frames if chaining == "clip" else 1))
+
+
+def chain_to(tools: Toolbox, frames: np.ndarray, prompt: str, seed: int, duration_s: float | None,
+             chaining: str) -> tuple[np.ndarray, dict]:
+    """``frames`` chained to ``duration_s`` seconds (the paper's long videos), and the record's fields for it."""
+    segments = segments_to_reach(tools.gen, len(frames), duration_s, chaining)
+    if not segments:
+        return frames, {"duration_s": duration_s, "chaining": None, "segment_agent": None, "segment_starts": [0],
+                        "drift": None}
+    frames, starts = extend_frames(tools, frames, prompt, seed, segments, chaining)
+    return frames, {"duration_s": duration_s, "chaining": chaining, "segment_agent": SEGMENT_AGENT[chaining],
+                    "segment_starts": starts, "drift": drift(frames, starts)}
+
+
 def drift(frames: np.ndarray, starts: list[int]) -> list[dict]:
     """Per segment: mean colour distance from the first segment (0-441) and sharpness relative to it."""
     bounds = [*starts, len(frames)]
@@ -96,16 +115,20 @@ def drift(frames: np.ndarray, starts: list[int]) -> list[dict]:
              "sharpness_ratio": round(sharpness(seg) / sharp0, 4)} for i, seg in enumerate(segments)]
 
 
-def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 1, chaining: str | None = None
-           ) -> Made:
+def extend(tools: Toolbox, video: Path, prompt: str, seed: int, segments: int = 1, chaining: str | None = None,
+           duration_s: float | None = None) -> Made:
+    """``segments`` new segments after the video; with ``duration_s``, as many as make it last that long
+    (at least one)."""
     check_segments(segments)
     tools.begin()
     chaining = chaining or tools.config.procedures.chaining
     frames, _ = load_video(video)
     g = tools.gen
     frames = fit_frames(frames, g.width, g.height)
+    if duration_s:
+        segments = max(1, segments_to_reach(g, len(frames), duration_s, chaining))
     out, starts = extend_frames(tools, frames, prompt, seed, segments, chaining)
     return Made(out, g.fps, tools.record("extend", inputs={"video": str(video), "sha256": file_digest(video)},
                                          prompt=prompt, seeds=[seed + k for k in range(segments)], chaining=chaining,
-                                         segment_agent=SEGMENT_AGENT[chaining], segment_starts=starts,
-                                         drift=drift(out, starts)))
+                                         duration_s=duration_s, segment_agent=SEGMENT_AGENT[chaining],
+                                         segment_starts=starts, drift=drift(out, starts)))

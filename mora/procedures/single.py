@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from mora.config import ConfigError
-from mora.procedures.extend import SEGMENT_AGENT, drift, extend_frames, segments_for
+from mora.procedures.extend import chain_to, segments_to_reach
 from mora.procedures.inputs import InputError, fit_frames, load_image, load_video
 from mora.procedures.toolbox import Approver, Made, Toolbox, file_digest, show_image, show_video, staged
 
@@ -48,28 +48,26 @@ def text_to_video(tools: Toolbox, prompt: str, seed: int, duration_s: float | No
     chaining = chaining or tools.config.procedures.chaining
     if not prompt.strip():
         raise InputError("the prompt is empty; pass --prompt with a few words saying what the video shows")
-    segments = segments_for(duration_s, g.num_frames, g.fps,
-                            g.num_frames - (g.context_frames if chaining == "clip" else 1))  # before any model loads
+    segments_to_reach(g, g.num_frames, duration_s, chaining)  # a bad duration is refused before any model loads
     tools.begin()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
     enhanced = tools.enhance(prompt, seed)
     image, image_seed = _image_stage(tools, "first-frame", lambda s: tools.first_frame(enhanced, s), seed, approver,
                                      workdir, log)
     frames, video_seed = _animate_stage(tools, image, enhanced, seed, approver, workdir, log)
-    frames, starts = extend_frames(tools, frames, enhanced, video_seed + 1, segments, chaining) if segments else (
-        frames, [0])
+    frames, chained = chain_to(tools, frames, enhanced, video_seed + 1, duration_s, chaining)
     return Made(frames, g.fps, tools.record(
         "text-to-video", prompt=prompt, enhanced_prompt=enhanced, seeds={"first_frame": image_seed,
                                                                          "video": video_seed},
-        duration_s=duration_s, chaining=chaining if segments else None,
-        segment_agent=SEGMENT_AGENT[chaining] if segments else None, segment_starts=starts,
-        drift=drift(frames, starts) if segments else None, stages=log))
+        **chained, stages=log))
 
 
 def image_to_video(tools: Toolbox, image: Path, prompt: str, seed: int, approver: Approver | None = None,
-                   workdir: Path | None = None, how: str | None = None) -> Made:
+                   workdir: Path | None = None, how: str | None = None, duration_s: float | None = None,
+                   chaining: str | None = None) -> Made:
     """The user's image and text through the text-to-image agent (its img2img form), then animated
-    (the paper's way); ``how="direct"`` animates the image as it is."""
+    (the paper's way); ``how="direct"`` animates the image as it is. ``duration_s`` chains segments
+    as text-to-video does."""
     tools.begin()
     g, log = tools.gen, []
     how = how or tools.config.procedures.image_to_video
@@ -81,14 +79,18 @@ def image_to_video(tools: Toolbox, image: Path, prompt: str, seed: int, approver
                                                      lambda s: tools.first_frame_from(picture, prompt, s), seed,
                                                      approver, workdir, log)
     frames, seeds["video"] = _animate_stage(tools, picture, prompt, seed, approver, workdir, log)
+    frames, chained = chain_to(tools, frames, prompt, seeds["video"] + 1, duration_s,
+                               chaining or tools.config.procedures.chaining)
     return Made(frames, g.fps, tools.record("image-to-video", inputs={"image": str(image),
                                                                       "sha256": file_digest(image)},
-                                            prompt=prompt, image_to_video=how, seeds=seeds, stages=log))
+                                            prompt=prompt, image_to_video=how, seeds=seeds, **chained, stages=log))
 
 
 def edit_video(tools: Toolbox, video: Path, instruction: str, seed: int, prompt: str | None = None,
-               approver: Approver | None = None, workdir: Path | None = None) -> Made:
-    """The first frame edited by instruction, then animated again: the paper's video-to-video editing."""
+               approver: Approver | None = None, workdir: Path | None = None, duration_s: float | None = None,
+               chaining: str | None = None) -> Made:
+    """The first frame edited by instruction, then animated again: the paper's video-to-video editing.
+    ``duration_s`` chains segments as text-to-video does."""
     tools.begin()
     g, log = tools.gen, []
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mora-stages-"))
@@ -98,16 +100,18 @@ def edit_video(tools: Toolbox, video: Path, instruction: str, seed: int, prompt:
                                      approver, workdir, log)
     clip, video_seed = _animate_stage(tools, edited, prompt or instruction, seed, approver, workdir, log)
     change = float(np.abs(np.asarray(edited, np.float64) - np.asarray(source, np.float64)).mean())
+    clip, chained = chain_to(tools, clip, prompt or instruction, video_seed + 1, duration_s,
+                             chaining or tools.config.procedures.chaining)
     return Made(clip, g.fps, tools.record("video-to-video-edit", inputs={"video": str(video),
                                                                          "sha256": file_digest(video)},
                                           instruction=instruction, prompt=prompt or instruction,
                                           seeds={"edit": edit_seed, "video": video_seed},
-                                          first_frame_change=round(change, 3), stages=log))
+                                          first_frame_change=round(change, 3), **chained, stages=log))
 
 
 def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: Path | None = None,
                   style: str | None = None, approver: Approver | None = None, workdir: Path | None = None,
-                  how: str | None = None) -> Made:
+                  how: str | None = None, duration_s: float | None = None, chaining: str | None = None) -> Made:
     """A scene (from a prompt or an image) as a digital world: by default the paper's way, the
     image-to-video agent's prompt ends in "In digital world style"; ``how="restyle"`` restyles the
     first frame with the image-to-image agent before animating it."""
@@ -130,8 +134,8 @@ def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: P
         if base is None:
             base, seeds["first_frame"] = _image_stage(tools, "first-frame", lambda s: tools.first_frame(scene, s),
                                                       seed, approver, workdir, log)
-        clip, seeds["video"] = _animate_stage(tools, base, f"{scene.rstrip(' .')}. {style}", seed, approver,
-                                              workdir, log)
+        animate_prompt = f"{scene.rstrip(' .')}. {style}"
+        clip, seeds["video"] = _animate_stage(tools, base, animate_prompt, seed, approver, workdir, log)
     else:
         style = style or DIGITAL_WORLD
 
@@ -139,8 +143,10 @@ def digital_world(tools: Toolbox, seed: int, prompt: str | None = None, image: P
             return tools.edit(base if base is not None else tools.first_frame(scene, s), f"{scene}, {style}", s)
 
         styled, style_seed = _image_stage(tools, "styled-frame", restyle, seed, approver, workdir, log)
-        clip, video_seed = _animate_stage(tools, styled, f"{scene}, {style}", seed, approver, workdir, log)
+        animate_prompt = f"{scene}, {style}"
+        clip, video_seed = _animate_stage(tools, styled, animate_prompt, seed, approver, workdir, log)
         seeds = {"style": style_seed, "video": video_seed}
+    clip, chained = chain_to(tools, clip, animate_prompt, seeds["video"] + 1, duration_s, chaining or p.chaining)
     inputs = {"image": str(image), "sha256": file_digest(image)} if image else {}
     return Made(clip, g.fps, tools.record("digital-world", inputs=inputs, prompt=prompt, digital_world=how,
-                                          style=style, seeds=seeds, stages=log))
+                                          style=style, seeds=seeds, **chained, stages=log))
