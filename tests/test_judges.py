@@ -167,7 +167,7 @@ def test_candidate_labels_stay_beside_their_frames_under_llava_onevisions_publis
     text = judge.processor.tokenizer.decode(inputs["input_ids"][0])
     image = judge.processor.image_token
     labels = [text.index(f"Candidate {c}:") for c in "ABCD"]
-    for start, end in zip(labels, labels[1:] + [text.index("Rank all")], strict=True):
+    for start, end in zip(labels, labels[1:] + [text.index("Answer with the")], strict=True):
         assert text[start:end].count(image) > 0  # this candidate's frames, between its label and the next
     assert text.index(image) > labels[0]
     r = judge.rank(_candidates(), seed=0)

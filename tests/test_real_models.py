@@ -218,6 +218,26 @@ def test_make_random_list_counts_the_models_it_would_build_before_against_the_bu
     assert "after the ones above" in result.output and "build it alone" in result.output
 
 
+def test_the_presets_linear_aesthetic_head_is_built_as_the_file_vbench_reads(tmp_path):
+    """The real presets' aesthetic head (eval.aesthetic_predictor: linear) is in the catalogue, and what
+    make-random writes for it loads as the linear predictor, not as a one-layer MLP (which is refused)."""
+    from pathlib import Path
+
+    from mora.config import ModelRef, load_config
+    from mora.evaluation.models import head_from_state, weights_file
+    from mora.models.real.catalogue import BY_HUB_ID
+    from mora.models.real.parts import MAKERS
+
+    for preset in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")):
+        head = load_config(preset, resolve=False).eval.aesthetic_head.id
+        assert head in BY_HUB_ID or head.startswith(".mora/"), (preset.name, head)
+    part = BY_HUB_ID["sa_0_4_vit_l_14_linear.pth"].components[""]
+    MAKERS[part.maker](tmp_path, **part.args)
+    state = torch.load(weights_file(ModelRef(id=str(tmp_path)), "eval.aesthetic_head"), weights_only=True)
+    head = head_from_state(state)
+    assert isinstance(head, torch.nn.Linear) and (head.in_features, head.out_features) == (768, 1)
+
+
 def test_probe_cuts_every_block_stack_and_the_model_still_runs():
     from transformers import Qwen2ForCausalLM
 

@@ -428,6 +428,12 @@ MODELS: list[RealModel] = [
         published=(1.1e8, "Devlin et al., BERT, arXiv 1810.04805 (BERT-base: 110M)"),
         source=HF + "google-bert/bert-base-uncased/blob/main/config.json"),
     RealModel(
+        name="laion-aesthetic-linear", hub_id="sa_0_4_vit_l_14_linear.pth", kind="aesthetic-head",
+        components={"": Part("aesthetic-head", {"layers": [768, 1], "file": "sa_0_4_vit_l_14_linear.pth"})},
+        published=(769, "LAION-AI/aesthetic-predictor: nn.Linear(768, 1) on CLIP ViT-L/14 embeddings (769 params)"),
+        source="https://github.com/LAION-AI/aesthetic-predictor (sa_0_4_vit_l_14_linear.pth, the head VBench's "
+               "aesthetic quality reads; a file, not a hub repo)"),
+    RealModel(
         name="ddpo-aesthetic-predictor", hub_id="trl-lib/ddpo-aesthetic-predictor", kind="aesthetic-head",
         components={"": Part("aesthetic-head", {"layers": [768, 1024, 128, 64, 16, 1]})},
         published=(9.2e5, "christophschuhmann/improved-aesthetic-predictor simple_inference.py (MLP 768-1024-128-"

@@ -149,8 +149,9 @@ def xclip_processor(out: Path) -> None:  # microsoft/xclip-base-patch32: VideoMA
     XCLIPProcessor(image_processor=images, tokenizer=vocab.clip_tokenizer()).save_pretrained(out)
 
 
-def aesthetic_head(out: Path, layers: list[int], seed: int = 0) -> None:
-    """The improved LAION predictor's MLP (Linear, Dropout, ...; a plain .pth state dict, in float32 as shipped)."""
+def aesthetic_head(out: Path, layers: list[int], seed: int = 0, file: str = "aesthetic-model.pth") -> None:
+    """A LAION aesthetic predictor as shipped (a plain .pth state dict in float32): two widths are the linear
+    head VBench uses (``weight``, ``bias``), more the improved predictor's MLP (Linear, Dropout, ...)."""
     drops = [0.2, 0.2, 0.1]
     modules: list[torch.nn.Module] = []
     torch.manual_seed(seed)
@@ -158,9 +159,12 @@ def aesthetic_head(out: Path, layers: list[int], seed: int = 0) -> None:
         modules.append(torch.nn.Linear(a, b))
         if i < len(drops):
             modules.append(torch.nn.Dropout(drops[i]))
-    state = torch.nn.Sequential(*modules).state_dict()
+    if len(modules) == 2:  # the linear head: its state dict has no layer prefix
+        state = modules[0].state_dict()
+    else:
+        state = {f"layers.{k}": v for k, v in torch.nn.Sequential(*modules).state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({f"layers.{k}": v for k, v in state.items()}, out / "aesthetic-model.pth")
+    torch.save(state, out / file)
 
 
 MAKERS: dict[str, Callable[..., None]] = {
