@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -22,6 +23,7 @@ from ray.cluster_utils import Cluster
 from mora.config import ConfigError, load_config
 from mora.datasets.shards import data_dir
 from mora.flows.round import dataset_round
+from mora.review.routing import build_policy
 from mora.round import driver, ray_engine, steps
 from mora.round.engines import LocalEngine
 from mora.round.placement import unplaceable
@@ -67,6 +69,17 @@ def _verdicts(df: pd.DataFrame) -> list:
     return [[(j["ranking"].tolist(), j["scores"].tolist(), j["abstained"]) for j in row] for row in df.judges]
 
 
+def _same_verdicts(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Each judge's ranking and abstention equal, its scores to their stored 6 decimals: a score that lands
+    on a rounding boundary may flip its last stored digit with the last bit of a float sum (seen once, in a
+    full run under load: 0.249990 against 0.249991, rankings, decisions and videos equal)."""
+    left, right = _verdicts(a), _verdicts(b)
+    return len(left) == len(right) and all(
+        len(x) == len(y) and all(rx == ry and ax == ay and np.allclose(sx, sy, rtol=0, atol=1.5e-6)
+                                 for (rx, sx, ax), (ry, sy, ay) in zip(x, y, strict=True))
+        for x, y in zip(left, right, strict=True))
+
+
 def test_ray_round_on_two_nodes_makes_the_rows_of_the_local_engine(cluster, tiny_config_file, tmp_path):
     ray_set = {**BASE, "prompts.count": "4", "runtime.engine": "ray", "runtime.ray.generators.workers": "2",
                "runtime.ray.generators.resources": "{slot: 1}", "shards.root": str(tmp_path / "ray")}
@@ -76,13 +89,14 @@ def test_ray_round_on_two_nodes_makes_the_rows_of_the_local_engine(cluster, tiny
 
     local = load_config(tiny_config_file, {**ray_set, "runtime.engine": "local", "shards.root": str(tmp_path / "l")})
     assert local.round_id == on_ray.round_id  # the engine is no part of what a round makes
-    driver.make_sets(local, RoundState(local), _plan(local), datetime.now(UTC))
+    policy = build_policy(local.review, [], local.generation.candidates)  # the flow's, with no decisions yet
+    driver.make_sets(local, RoundState(local), _plan(local), datetime.now(UTC), policy=policy)
 
     a, b = _shards(on_ray), _shards(local)
     assert len(a) == 16 and list(a.video) == list(b.video)  # the same bytes, whatever made them
     pd.testing.assert_frame_equal(a.drop(columns=VARYING + ["video", "judges"]).reset_index(drop=True),
                                   b.drop(columns=VARYING + ["video", "judges"]).reset_index(drop=True))
-    assert _verdicts(a) == _verdicts(b)  # each judge's ranking and scores (not its timing)
+    assert _same_verdicts(a, b)  # each judge's ranking and scores (not its timing)
     made = RoundState(on_ray).made()
     assert sorted(m["set_id"] for m in made) == ["p00000", "p00001", "p00002", "p00003"]
     assert len({m["node"] for m in made}) == 2  # one generator per node, both used
@@ -220,7 +234,7 @@ def test_local_and_ray_make_the_same_bytes_at_the_default_thread_count(cluster, 
         driver.make_sets(config, RoundState(config), _plan(config), datetime.now(UTC))
     a, b = _shards(on_ray), _shards(local)
     assert len(a) == 8 and list(a.video) == list(b.video)
-    assert list(a.decision) == list(b.decision) and _verdicts(a) == _verdicts(b)
+    assert list(a.decision) == list(b.decision) and _same_verdicts(a, b)
     assert RoundState(on_ray).threads(1) == RoundState(local).threads(1) == 2  # recorded at the first start
 
 
