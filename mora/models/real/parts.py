@@ -152,16 +152,16 @@ def xclip_processor(out: Path) -> None:  # microsoft/xclip-base-patch32: VideoMA
 def aesthetic_head(out: Path, layers: list[int], seed: int = 0, file: str = "aesthetic-model.pth") -> None:
     """A LAION aesthetic predictor as shipped (a plain .pth state dict in float32): two widths are the linear
     head VBench uses (``weight``, ``bias``), more the improved predictor's MLP (Linear, Dropout, ...)."""
-    drops = [0.2, 0.2, 0.1]
-    modules: list[torch.nn.Module] = []
     torch.manual_seed(seed)
-    for i, (a, b) in enumerate(zip(layers, layers[1:], strict=False)):
-        modules.append(torch.nn.Linear(a, b))
-        if i < len(drops):
-            modules.append(torch.nn.Dropout(drops[i]))
-    if len(modules) == 2:  # the linear head: its state dict has no layer prefix
-        state = modules[0].state_dict()
+    if len(layers) == 2:  # the linear head: its state dict has no layer prefix
+        state = torch.nn.Linear(*layers).state_dict()
     else:
+        drops = [0.2, 0.2, 0.1]
+        modules: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(layers, layers[1:], strict=False)):
+            modules.append(torch.nn.Linear(a, b))
+            if i < len(drops):
+                modules.append(torch.nn.Dropout(drops[i]))
         state = {f"layers.{k}": v for k, v in torch.nn.Sequential(*modules).state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     torch.save(state, out / file)
