@@ -49,7 +49,9 @@ class RayConfig(_Strict):
     judges: RayStage = RayStage()
     num_cpus: int | None = Field(None, ge=1, description="a local instance only: CPUs it offers; default "
                                                          "enough for every worker")
-    max_restarts: int = Field(2, ge=0, le=100, description="restarts of a worker whose process died")
+    max_restarts: int = Field(2, ge=0, le=100, description="restarts of a worker whose process died; one out of "
+                                                           "restarts that finished a set is replaced by a fresh "
+                                                           "worker, one that never did leaves the pool")
     placement_timeout_s: float = Field(600.0, gt=0, description="a joined cluster: how long workers may wait "
                                                                 "for room (an autoscaler adding nodes) before "
                                                                 "the round stops in one line")

@@ -211,16 +211,42 @@ def test_a_stage_whose_workers_all_die_before_they_stand_is_named_with_the_setti
     assert not RoundState(config).made()  # nothing claimed is left made or half made
 
 
-def test_a_worker_out_of_restarts_stops_the_round_naming_the_setting(cluster, tiny_config_file):
+def test_a_worker_out_of_restarts_after_finishing_sets_is_replaced_and_the_round_goes_on(cluster, tiny_config_file):
+    """bench/soak.py under load: kill -9 every 20 s used up both judges' lives and failed a round of three, where
+    a worker that keeps finishing sets between its deaths (an OOM killer's victim) must cost a retry, not the
+    night."""
+    config = load_config(tiny_config_file, {**BASE, "prompts.count": "3", "runtime.engine": "ray",
+                                            "runtime.ray.max_restarts": "0"})
+    engine, killed = RayEngine(config), []
+
+    def kill(judged) -> None:  # the judge that just finished a set dies; it has no restart left
+        killed.append(ray.get(engine.judges[0].pid.remote()))
+        os.kill(killed[-1], signal.SIGKILL)
+
+    state = RoundState(config)
+    driver.make_sets(config, state, _plan(config), datetime.now(UTC), engine=engine, on_set=kill)
+    assert sorted(m["set_id"] for m in state.made()) == ["p00000", "p00001", "p00002"]
+    assert engine.replaced >= 2 and len(set(killed)) == len(killed)  # a fresh process each time
+
+
+def test_a_worker_that_dies_without_finishing_a_set_stops_the_round_naming_the_setting(
+        cluster, tiny_config_file, monkeypatch):
+    """A crash loop (every set kills its judge) is not replaced: the round stops in one line."""
+
+    class DiesOnEverySet(ray_engine.StageWorker):
+        def process(self, *args):
+            if self.identity["worker"].startswith("judge"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().process(*args)
+
+    for name in ("StageWorker", "GenerateWorker", "JudgeWorker"):
+        monkeypatch.setattr(ray_engine, name, DiesOnEverySet, raising=False)
     config = load_config(tiny_config_file, {**BASE, "prompts.count": "2", "runtime.engine": "ray",
                                             "runtime.ray.max_restarts": "0"})
     engine = RayEngine(config)
-
-    def kill(judged) -> None:
-        os.kill(ray.get(engine.judges[0].pid.remote()), signal.SIGKILL)
-
     with pytest.raises(RuntimeError, match=r"no live judge workers left.*runtime.ray.max_restarts \(0\)"):
-        driver.make_sets(config, RoundState(config), _plan(config), datetime.now(UTC), engine=engine, on_set=kill)
+        driver.make_sets(config, RoundState(config), _plan(config), datetime.now(UTC), engine=engine)
+    assert engine.replaced == 0
 
 
 def test_local_and_ray_make_the_same_bytes_at_the_default_thread_count(cluster, tiny_config_file, tmp_path):

@@ -82,9 +82,13 @@ class RayEngine:
         self.generators: list = []
         self.judges: list = []
         self.given_again: list[str] = []  # sets whose worker died and which another worker made
+        self.replaced = 0  # workers out of restarts that a fresh one replaced
         self._forget_stop = lambda: None
 
     def _pool(self, stage_cls, stage: RayStage, label: str) -> list:
+        return [self._start(stage_cls, stage, f"{label}-{i}") for i in range(stage.workers)]
+
+    def _start(self, stage_cls, stage: RayStage, name: str):
         r = self.config.runtime
         # Ray gives workers OMP_NUM_THREADS=CPUS; the driver's OpenMP setting instead, since some CPU kernels
         # add in another order under it (frames one level apart, then other video bytes) and a worker must
@@ -96,8 +100,19 @@ class RayEngine:
             max_restarts=r.ray.max_restarts, max_task_retries=0,
             runtime_env={"env_vars": {"OMP_NUM_THREADS": omp}})
         threads = self.threads or effective_threads(r)  # every worker the local engine's count, not its cpus
-        return [actor.remote(stage_cls, self.config, f"{label}-{i}", os.getcwd(), threads)
-                for i in range(stage.workers)]
+        return actor.remote(stage_cls, self.config, name, os.getcwd(), threads)
+
+    def _replace(self, actor, stage: str):
+        """A fresh worker for one that finished sets and then ran out of restarts (kill -9 by an OOM killer,
+        again and again over a night): deaths between finished sets are its own accident, not the pool's."""
+        pool = self.generators if stage == "generator" else self.judges
+        self.replaced += 1
+        fresh = self._start(Generate if stage == "generator" else Judge,
+                            getattr(self.config.runtime.ray, f"{stage}s"), f"{stage}-r{self.replaced}")
+        pool[pool.index(actor)] = fresh
+        log.warning("a Ray %s worker ran out of its runtime.ray.max_restarts (%d) restarts after finishing sets: "
+                    "a fresh worker takes its place", stage, self.config.runtime.ray.max_restarts)
+        return fresh
 
     def __enter__(self) -> RayEngine:
         self.started_ray = connect(self.config)
@@ -163,6 +178,7 @@ class RayEngine:
         restarting: dict = {}  # ready ref -> (actor, stage): a worker whose process died, until it stands again
         free_gen, free_judge = list(self.generators), list(self.judges)
         attempts: dict[str, int] = {}
+        finished: set = set()  # workers that finished a set since they were started (restarts included)
         exhausted = False
         while True:
             while free_gen and len(made) + len(making) < 2 * len(self.judges) + len(self.generators):
@@ -191,7 +207,13 @@ class RayEngine:
                 actor, stage = restarting.pop(ready)
                 try:
                     ray.get(ready)
-                except RayActorError:  # out of restarts: the pool goes on without it
+                except RayActorError:  # out of restarts
+                    if actor in finished:  # it made progress between its deaths: a fresh one takes its place
+                        finished.discard(actor)
+                        fresh = self._replace(actor, stage)
+                        restarting[self._standing(fresh)] = (fresh, stage)
+                    # else it died without finishing a set since it started (a crash loop): the pool goes on
+                    # without it
                     continue
                 (free_gen if stage == "generator" else free_judge).append(actor)
             elif ready in making:
@@ -204,6 +226,7 @@ class RayEngine:
                     restarting[self._standing(actor)] = (actor, "generator")
                     continue
                 free_gen.append(actor)
+                finished.add(actor)
                 made.append((planned, made_ref, meta))
             else:
                 actor, planned, made_ref, meta = judging.pop(ready)
@@ -215,6 +238,7 @@ class RayEngine:
                     restarting[self._standing(actor)] = (actor, "judge")
                     continue
                 free_judge.append(actor)
+                finished.add(actor)
                 judged.made_by = {k: v for k, v in meta.items() if k != "span"}
                 judged.spans = {"generate": meta["span"], "judge": judge_meta["span"]}
                 yield judged
