@@ -7,7 +7,12 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 from PIL import Image
+
+# YUV to RGB with rounding (swscale's default truncates: every decoded frame came out 0.85 of a level darker,
+# so a loop that trains on the videos it stored darkened by that much per iteration, whatever it selected)
+TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 class VideoError(ValueError):
@@ -53,7 +58,7 @@ def decode(data: bytes) -> tuple[np.ndarray, float]:
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0)
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            frames = [f.reformat(format="rgb24", interpolation=TO_RGB).to_ndarray() for f in container.decode(stream)]
     except (av.error.FFmpegError, IndexError) as exc:
         raise VideoError(f"video cannot be decoded ({exc.__class__.__name__})") from None
     if not frames:
@@ -73,7 +78,7 @@ def decode_frames(data: bytes, count: int, size: int | None = None) -> list[Imag
             if not total:  # the container does not say: decode them all
                 return [im.resize((size, size)) if size else im for im in pick_frames(decode(data)[0], count)]
             wanted = set(_spread(total, count).tolist())
-            picked = [(f.reformat(width=size, height=size) if size else f).to_image()
+            picked = [f.reformat(width=size, height=size, format="rgb24", interpolation=TO_RGB).to_image()
                       for i, f in enumerate(container.decode(stream)) if i in wanted]
     except (av.error.FFmpegError, IndexError) as exc:
         raise VideoError(f"video cannot be decoded ({exc.__class__.__name__})") from None

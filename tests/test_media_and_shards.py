@@ -9,7 +9,8 @@ import pytest
 
 from mora.datasets.schema import SCHEMA, SCHEMA_VERSION
 from mora.datasets.shards import inspect, write_shards
-from mora.media import VideoError, decode, encode_mp4, pick_frames
+from mora.evaluation.properties import brightness
+from mora.media import VideoError, decode, decode_frames, encode_mp4, pick_frames
 
 
 def _frames(t=9, h=32, w=48):
@@ -24,6 +25,19 @@ def test_mp4_roundtrip_keeps_frames_size_and_fps():
     assert [im.size for im in pick_frames(frames, 4)] == [(48, 32)] * 4
     smooth = np.full((5, 32, 32, 3), 120, np.uint8)
     assert np.abs(decode(encode_mp4(smooth, 8))[0].astype(int) - 120).max() <= 2
+
+
+@pytest.mark.parametrize("level", [40, 100, 200])
+def test_a_stored_video_reads_back_as_bright_as_it_was_made(level):
+    """Self-training learns from the videos it stored: decoding 0.85 of a level darker (swscale's truncating
+    YUV to RGB) darkened every arm of bench/loop_learns.py by that much per iteration, the control too."""
+    rng = np.random.default_rng(level)
+    ramp = np.linspace(level - 30, level + 30, 64)[None, None, :, None] + rng.normal(0, 3, (9, 64, 64, 3))
+    frames = np.clip(ramp, 0, 255).astype(np.uint8)
+    data = encode_mp4(frames, 8)
+    assert abs(brightness(decode(data)[0]) - brightness(frames)) < 0.0005  # it was -0.0018
+    picked = np.stack([np.asarray(im) for im in decode_frames(data, 9)])
+    assert abs(brightness(picked) - brightness(frames)) < 0.0005
 
 
 def test_float_frames_are_scaled_to_bytes():
