@@ -88,7 +88,7 @@ def _teach_transformer(pipe, batch, steps: int, rng: np.random.Generator, video:
             clips = x.permute(0, 2, 1, 3, 4)
             loss = stage(clips, clips[:, 0], text, None, 8.0, generators, None, keys)
         else:
-            loss = stage(x, text, None, generators, None, keys, decode=False)[0]
+            loss = stage(x, text, None, generators, None, keys)[0]
         loss.mean().backward()
         optimizer.step()
         optimizer.zero_grad()
