@@ -52,7 +52,8 @@ def _criterion(rng: np.random.Generator) -> Criterion:
     paper = CRITERIA[rng.integers(len(CRITERIA))].description
     words = paper.replace(":", "").split()
     reworded = " ".join(rng.permutation(words)[: max(3, len(words) // 2)])  # a rewording: its words, shuffled
-    return Criterion("taught", str(rng.choice([reworded, *EXTRA_CRITERIA])))
+    text = str(rng.choice([reworded, *EXTRA_CRITERIA]))
+    return Criterion("taught", text, f"Rank the {{n}} videos by {text}.")
 
 
 def _skeleton(source: Path, family: str, out: Path):
