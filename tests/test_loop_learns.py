@@ -101,3 +101,20 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tm
     assert more.mean() > 0 > less.mean(), (more, less)
     separation, _ = learning.separation(moved["more"], moved["less"])
     assert separation > 3
+
+
+def test_the_taught_models_build_in_a_few_steps(tiny_models, tmp_path):
+    """`make learns` takes half an hour, so `make test` does not run it: two merges broke its builders unseen
+    (a removed stage argument, a new Criterion field). Every builder runs here for a few steps."""
+    from mora.models.colour import build_ltx_colour, build_sd3_colour
+    from mora.models.taste import mirror, teach_taste
+
+    build_sd3_colour(tmp_path / "sd3-colour", tiny_models / "sd3", steps=2)
+    build_ltx_colour(tmp_path / "ltx-i2v-colour", tiny_models / "ltx-i2v", steps=2)
+    for family in FAMILIES:
+        more = teach_taste(tiny_models / family, family, "brightness", tmp_path / f"{family}-more", steps=2, pool=2)
+        mirror(more, tmp_path / f"{family}-less")
+    config = load_config(LEARNS, {"generation.text_to_image.id": str(tmp_path / "sd3-colour"),
+                                  "generation.image_to_video.id": str(tmp_path / "ltx-i2v-colour")})
+    video = learning.measure(config, None, "brightness", ["a red kite"], [0])
+    assert video.shape == (1,) and 0.0 <= video[0] <= 1.0
