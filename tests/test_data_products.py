@@ -79,7 +79,9 @@ def _count_line(rows, iteration):
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
-def test_the_card_parses_and_load_dataset_loads_a_named_iteration(decided):
+def test_the_card_parses_and_load_dataset_loads_a_named_iteration(decided, tmp_path):
+    """``datasets`` caches what it loaded under ~/.cache, shared by every test run on the machine: a fresh clone
+    run beside others once got another run's iteration 2 back (its round id), so this test caches its own."""
     import datasets
     from huggingface_hub import DatasetCard
 
@@ -87,10 +89,12 @@ def test_the_card_parses_and_load_dataset_loads_a_named_iteration(decided):
     card = DatasetCard.load(dataset_dir(root, dataset) / "README.md")
     names = [c["config_name"] for c in card.data.configs]
     assert names == ["all", "iteration_1", "iteration_2"]
-    two = datasets.load_dataset(str(dataset_dir(root, dataset)), "iteration_2", split="train")
+    two = datasets.load_dataset(str(dataset_dir(root, dataset)), "iteration_2", split="train",
+                                cache_dir=str(tmp_path / "hf"))
     assert two.num_rows == (rows.iteration == 2).sum() > 0
     assert set(two["round_id"]) == set(rows[rows.iteration == 2].round_id)
-    one = datasets.load_dataset(str(dataset_dir(root, dataset)), "iteration_1", split="train")
+    one = datasets.load_dataset(str(dataset_dir(root, dataset)), "iteration_1", split="train",
+                                cache_dir=str(tmp_path / "hf"))
     assert one.num_rows == (rows.iteration == 1).sum()
     assert {decided["chosen"], decided["rejected"], *decided["waiting"]} <= set(one["set_id"])
     assert one.to_pandas().groupby("set_id").decision_source.first()[decided["chosen"]] == "human"  # not a stale cache
