@@ -104,7 +104,7 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tm
 
 
 def test_the_taught_models_build_in_a_few_steps(tiny_models, tmp_path):
-    """`make learns` takes half an hour, so `make test` does not run it: two merges broke its builders unseen
+    """`make learns` takes ~10 min of teaching, so `make test` does not run it: two merges broke its builders unseen
     (a removed stage argument, a new Criterion field). Every builder runs here for a few steps."""
     from mora.models.colour import build_ltx_colour, build_sd3_colour
     from mora.models.taste import mirror, teach_taste
