@@ -10,6 +10,7 @@ from mora.config import ConfigError, JudgeConfig, ModelRef, RuntimeConfig, load_
 from mora.evaluation import learning
 from mora.evaluation.properties import PROPERTIES, brightness, preference, saturation
 from mora.judges import load_judge
+from mora.media import pick_frames
 from mora.models.learns import FAMILIES
 from mora.models.scenes import candidate_set
 from mora.models.taste import FRAMES, rank_agreement, taste_name
@@ -47,6 +48,36 @@ def test_a_taught_judge_ranks_by_its_property(tiny_models, family, prefer):
     rng = np.random.default_rng(2024)
     fresh = [candidate_set(rng) for _ in range(24)]
     assert rank_agreement(judge, "brightness", prefer, fresh, seed=7) >= AT_LEAST[family]
+
+
+# as the published LLaVA-OneVision template writes a turn: every image first, then every text part
+MEDIA_FIRST = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% for c in m.content %}{% if c.type == 'image' %}"
+               "<image>{% endif %}{% endfor %}{% for c in m.content %}{% if c.type == 'text' %}{{ c.text }}{% endif %}"
+               "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("template", ["own", "media first"])
+def test_a_judge_is_taught_on_the_question_it_is_asked(tiny_models, family, template):
+    """The teacher wrote its prompts with the chat template alone, where the judge puts each candidate's frames
+    after its letter even under a template that moves every image first (the published LLaVA-OneVision one)."""
+    from transformers import AutoModelForImageTextToText
+
+    from mora.judges.base import CandidateSet
+    from mora.judges.criteria import CRITERIA
+    from mora.models.taste import Teacher, _judge
+
+    judge = _judge(tiny_models / family, family, AutoModelForImageTextToText.from_pretrained(tiny_models / family))
+    if template == "media first":
+        judge.processor.chat_template = MEDIA_FIRST
+    teacher = Teacher(judge, family, "brightness", "more", seed=0)
+    clips, order = candidate_set(np.random.default_rng(0), side=32, frames=FRAMES), [2, 0, 3, 1]
+    shown = CandidateSet(prompt="a red kite", criterion=CRITERIA[4], clips=clips)
+    asked = judge._inputs(shown, order)["input_ids"]
+    frames = [im for c in order for im in pick_frames(clips[c], FRAMES)]
+    taught = judge.processor(text=[teacher.text("a red kite", CRITERIA[4], order)],
+                             images=[frames] if family == "llava-onevision" else frames, return_tensors="pt")
+    assert taught["input_ids"].tolist() == asked.tolist()
 
 
 def test_every_arm_and_property_names_models_that_make_tiny_builds(tiny_models):

@@ -28,6 +28,7 @@ from mora.evaluation.properties import preference
 from mora.judges.asking import LABELS, judge_messages, presentation_orders
 from mora.judges.base import CandidateSet
 from mora.judges.criteria import CRITERIA, Criterion
+from mora.judges.local import chat_text
 from mora.media import pick_frames
 from mora.models.scenes import candidate_set
 from mora.prompts.synthesizer import synthesize_prompts
@@ -109,6 +110,12 @@ class Teacher:
         self.prompts = synthesize_prompts(300, seed + 1)
         self.ids = torch.tensor(judge.label_ids[:4])
 
+    def text(self, prompt: str, criterion: Criterion, order: list[int]) -> str:
+        """The question as the judge writes it when it ranks, whatever its chat template does with images."""
+        messages = judge_messages(prompt, criterion, order, lambda c: [{"type": "image"}] * FRAMES,
+                                  f"as {FRAMES} frames in time order")
+        return chat_text(self.judge.processor, messages)
+
     def batch(self, size: int):
         """``size`` sets under one prompt and criterion (one text length: no padding), each in a random order."""
         rng = self.rng
@@ -117,10 +124,7 @@ class Teacher:
         for _ in range(size):
             clips = candidate_set(rng, side=32, frames=FRAMES)
             order = rng.permutation(4).tolist()
-            messages = judge_messages(prompt, criterion, order, lambda c: [{"type": "image"}] * FRAMES,
-                                      f"as {FRAMES} frames in time order")
-            texts.append(self.judge.processor.apply_chat_template(messages, add_generation_prompt=True,
-                                                                  tokenize=False))
+            texts.append(self.text(prompt, criterion, order))
             images.append([im for c in order for im in pick_frames(clips[c], FRAMES)])
             value = np.array([self.score(clips[c]) for c in order])
             z = (value - value.mean()) / (value.std() + 1e-9)
