@@ -301,6 +301,11 @@ class TrainingConfig(_Strict):
         "sampled", description="the first frame handed to the image-to-video agent: sampled by the text-to-image "
                                "agent as at generation (the candidate's seed, steps and guidance); estimate: a "
                                "one-step estimate from its noised target frame")
+    first_frame: Literal["estimate", "handed"] = Field(
+        "estimate", description="objective paper, frame 0 of the chain's output in the loss: the text-to-image "
+                                "agent's estimate of the target's first frame from its noised latent (what it learns "
+                                "the selected frames from); handed: the frame handed on, which the sampled hand-off "
+                                "makes from the candidate's own seed, so the agent learns nothing from the selection")
     handoff_grad_steps: int = Field(1, ge=1, le=200, description="sampled hand-off: the last sampling steps "
                                                                  "that carry gradient")
     mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")

@@ -259,23 +259,30 @@ def test_the_paper_objective_is_one_loss_on_the_final_output_reaching_every_agen
                                                                                    tmp_path):
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path))  # the defaults
     chain = trainer.setup()
-    assert (chain.objective, chain.handoff) == ("paper", "sampled")
+    assert (chain.objective, chain.handoff, chain.first_frame) == ("paper", "sampled", "estimate")
     chunk = next(trainer._batches(skip=0))
     batch = collate(chunk)
     out = chain(batch, seeded(len(chunk)))
     assert out.agent_losses == {} and chain.shares() == {}
-    # the one loss is the final output's: the clip made from the frame the text-to-image agent hands on
+    # the one loss is the final output's: the clip made from the frame the text-to-image agent hands on, after
+    # its frame 0, the text-to-image agent's estimate of the target's first frame from a noised latent
     mods = {role: trainer.modulation(role) for role in ROLES}
     g = trainer.gen
+    keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
+    draws = seeded(len(chunk))
+    _, estimate = chain.t2i(batch["frames"][:, 0], chain.t2i.encode(batch["prompt"]), mods["text_to_image"], draws,
+                            5.0, keys)
     handed = chain.t2i.sample(batch["prompt"], batch["seed"], mods["text_to_image"], 64, 64, g.image_steps,
                               g.image_guidance, 1)
-    keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
     final = chain.i2v(batch["frames"], handed, chain.i2v.encode(batch["prompt"]), mods["image_to_video"], 8.0,
-                      seeded(len(chunk)), 5.0, keys, final=True).mean()
+                      draws, 5.0, keys, final=True, output_first=estimate).mean()
     assert torch.allclose(out.losses.mean(), final)
     own = chain.i2v(batch["frames"], handed, chain.i2v.encode(batch["prompt"]), mods["image_to_video"], 8.0,
                     seeded(len(chunk)), 5.0, keys).mean()
-    assert not torch.allclose(out.losses.mean(), own)  # the handed-on frame (frame 0 of the output) is in the loss
+    assert not torch.allclose(out.losses.mean(), own)  # frame 0 of the output is in the loss
+    chain.first_frame = "handed"  # the frame the candidate's own seed makes again: the option
+    assert not torch.allclose(chain(batch, seeded(len(chunk))).losses.mean(), out.losses.mean())
+    chain.first_frame = "estimate"
     out.losses.mean().backward()
     for role in ROLES:
         grads = [p.grad for p in trainer.pipes[role].transformer.parameters() if p.requires_grad]

@@ -7,11 +7,16 @@ decode, rounded to 8 bits as the image is. (``estimate``: the older one-step est
 target frame at a random noise level, a frame it never hands on at generation.)
 
 ``objective: paper``: one loss between the chain's final output and the target video. The final
-output is the image-to-video agent's clip: frame 0 is the frame it was handed, the rest its estimate
-of the clip; min-SNR-gamma weights the estimate's error, the handed-on frame counts with weight gamma
-(its noise level is zero). The gradient reaches every agent through that one loss. The modulation
-factor is the L2 norm of the agent's modulation embedding, the magnitude of the tokens appended to
-its prompt embedding (the paper's equations are lost; that is our reading).
+output is the image-to-video agent's clip: frame 0 is, by default (``first_frame: estimate``), the
+text-to-image agent's estimate of the target's first frame from a noised latent, the rest the
+image-to-video agent's estimate of the clip given the handed-on frame; min-SNR-gamma weights the clip's
+error, frame 0 counts with weight gamma. (``first_frame: handed``: frame 0 is the handed-on frame. The
+sampled hand-off makes it from the candidate's own seed, so it is the target's first frame again, its
+error is nil whichever candidate was selected, and the agent that sets the first frame learns nothing
+from the selection: on the tiny-learns benchmark, judges preferring darker videos moved the generator
+brighter than judges preferring brighter ones.) The gradient reaches every agent through that one
+loss. The modulation factor is the L2 norm of the agent's modulation embedding, the magnitude of the
+tokens appended to its prompt embedding (the paper's equations are lost; that is our reading).
 ``objective: per-agent``: each agent's own flow-matching loss, weighted by its factor (relative to
 its initial norm) over the mean factor, so the shares are learned.
 """
@@ -184,11 +189,12 @@ class ImageToVideoStage:
 
     def __call__(self, video: torch.Tensor, first: torch.Tensor, text: dict, modulation: Modulation | None,
                  fps: float, generators: list[torch.Generator], gamma: float | None, keys: list[str],
-                 final: bool = False) -> torch.Tensor:
+                 final: bool = False, output_first: torch.Tensor | None = None) -> torch.Tensor:
         """Per-example loss ``[B]``; ``video`` is ``[B, T, 3, H, W]``, ``first`` the handed-on frame.
 
-        ``final``: the loss of the chain's final output against the target clip, the handed-on frame
-        (frame 0 of the output) included; otherwise the agent's own loss on the frames it makes.
+        ``final``: the loss of the chain's final output against the target clip, its frame 0 included
+        (``output_first``, by default the handed-on frame); otherwise the agent's own loss on the frames
+        it makes.
         """
         pipe, vae = self.pipe, self.vae
         mean, std = self.latents(keys, video)
@@ -217,9 +223,11 @@ class ImageToVideoStage:
         err = ((velocity.float() - target.float()) ** 2).mean(-1) * (1 - mask) * snr_weights(sigmas, gamma)[:, None]
         if not final:
             return err.sum(1) / (1 - mask).sum(1).clamp(min=1)
-        # frame 0 of the output is the handed-on frame: its error against the target's first frame
+        # frame 0 of the output against the target's first frame
+        out_first = cond if output_first is None else self._normalize(
+            vae.encode(output_first.unsqueeze(2).to(vae.dtype)).latent_dist.mean, 1.0)
         target_first = self._normalize(mean[:, :, :1], 1.0)
-        first_err = ((cond.float() - target_first.float()) ** 2).flatten(1).mean(1) * (gamma or 1.0)
+        first_err = ((out_first.float() - target_first.float()) ** 2).flatten(1).mean(1) * (gamma or 1.0)
         return (err.sum(1) + first_err * mask.sum(1)) / mask.shape[1]
 
 
@@ -245,11 +253,12 @@ class SelfModulatedChain(nn.Module):
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
                  snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
-                 sampling: Sampling | None = None):
+                 sampling: Sampling | None = None, first_frame: str = "estimate"):
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
         self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
+        self.first_frame = first_frame
         self.sampling = sampling or Sampling(steps=4, guidance=1.0)
 
     def factors(self) -> dict[str, torch.Tensor]:
@@ -268,18 +277,20 @@ class SelfModulatedChain(nn.Module):
         return {role: f / mean for role, f in factors.items()}
 
     def hand_off(self, batch: dict, frames: torch.Tensor, generators: list[torch.Generator], keys: list[str],
-                 mods: dict) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(text-to-image loss or None, the frame handed to image-to-video)``."""
-        own = None
-        if self.objective == "per-agent" or self.handoff == "estimate":
+                 mods: dict) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """``(text-to-image loss or None, the frame handed to image-to-video, frame 0 of the output when it is
+        another one)``."""
+        own = estimate = None
+        estimated = self.objective == "paper" and self.first_frame == "estimate"
+        if self.objective == "per-agent" or self.handoff == "estimate" or estimated:
             own, estimate = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
                                      generators, self.snr_gamma, keys)
-            if self.handoff == "estimate":
-                return own, estimate
+            if self.handoff == "estimate":  # handed on: frame 0 of the output already
+                return own, estimate, None
         s = self.sampling
         handed = self.t2i.sample(batch["prompt"], [int(x) for x in batch["seed"]], mods["text_to_image"],
                                  frames.shape[-2], frames.shape[-1], s.steps, s.guidance, s.grad_steps)
-        return own, handed
+        return own, handed, estimate if estimated else None
 
     def forward(self, batch: dict, generators: list[torch.Generator]) -> ChainLoss:
         """``generators``: one per example of ``batch``, in its order."""
@@ -287,10 +298,11 @@ class SelfModulatedChain(nn.Module):
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
         keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
-        t2i_loss, handed_on = self.hand_off(batch, frames, generators, keys, mods)
+        t2i_loss, handed_on, estimate = self.hand_off(batch, frames, generators, keys, mods)
         final = self.objective == "paper"
         i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
-                            float(batch["fps"][0]), generators, self.snr_gamma, keys, final=final)
+                            float(batch["fps"][0]), generators, self.snr_gamma, keys, final=final,
+                            output_first=estimate)
         if final:
             return ChainLoss(losses=i2v_loss, agent_losses={})
         shares = self.shares()
