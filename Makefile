@@ -35,9 +35,9 @@ $(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
 
-# configs/tiny-learns.yaml's taught models (issue 21): ~10 min of single-thread teaching under load (colour
-# SD3 150 s, colour LTX 60 s, each judge family 200-230 s), so apart from `make test` (which runs every
-# builder for a few steps); `make test-learns` builds them and runs the tests marked `learns`.
+# configs/tiny-learns.yaml's taught models (issue 21): ~10 min of single-thread teaching on a quiet machine
+# (colour SD3 ~100 s, colour LTX ~40 s, each judge family 220-240 s: 3000 steps), so apart from `make test`
+# (which runs every builder for a few steps); `make test-learns` builds them and runs the tests marked `learns`.
 learns: $(TINY)/.learns
 
 $(TINY)/.learns: $(TINY)/.complete mora/models/learns.py mora/models/taste.py mora/models/colour.py \
