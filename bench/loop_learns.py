@@ -151,7 +151,7 @@ def plot(by_arm: dict, prop: str, path: Path, subtitle: str) -> None:
     ax.set_xlabel("iteration (0: base models)")
     ax.set_ylabel(f"{prop} of evaluation videos (mean, 95% CI)")
     ax.set_xticks(range(len(next(iter(by_arm.values())))))
-    ax.set_title(f"Does the loop learn? {subtitle}", fontsize=9)
+    ax.set_title(f"Does the loop learn?\n{subtitle}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
