@@ -24,7 +24,7 @@ FAMILIES = ("llava-onevision", "qwen2-vl")
 # a fresh judge learning its first taste, measured on 24 fresh sets (rank correlation with brightness): 600 steps
 # over 96 batches reached 0.36 (llava-onevision) and 0.75 (qwen2-vl) once the criterion moved to the question's
 # end; 3000 over 96 overfit (qwen2-vl 0.56); 3000 steps over 300 batches reach 0.93 and 0.89, 0.91 at lr 1.5e-3
-FIRST_STEPS, FIRST_POOL = 3000, 300
+FIRST_STEPS, POOL = 3000, 300  # the pool: batches drawn once and taught in turn
 LEARNING_RATE = {"llava-onevision": 3e-3, "qwen2-vl": 1.5e-3}
 NEXT_STEPS = 300  # continuing from a taught judge: another property
 
@@ -47,7 +47,7 @@ def _build(make: Callable[[Path], object], out: Path) -> None:
 def _judge(family: str, prop: str, start: str | None, steps: int, out: Path) -> None:
     root = out.parent  # make_tiny builds each model under a temporary name in the root
     with one_thread():
-        teach_taste(root / family, family, prop, out, steps=steps, pool=FIRST_POOL, lr=LEARNING_RATE[family],
+        teach_taste(root / family, family, prop, out, steps=steps, pool=POOL, lr=LEARNING_RATE[family],
                     start=root / start if start else None)
 
 
