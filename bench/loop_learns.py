@@ -9,11 +9,12 @@
 Every arm runs the real loop (the ``self-train`` Prefect flow: round, push to Label Studio, the
 reviewer answers, collect, fine-tune, the next round on the new checkpoint) from the same base models,
 with the same prompts and seeds in every iteration (checked). After each iteration the property is
-measured on videos of the fixed evaluation prompts (the evaluation set's text-to-video prompts, never
-training prompts; the same seeds every time): mean and 95% interval per arm and iteration, a plot,
-and the review load per arm. Last line ``separation=X.X``: (slope of ``more`` - slope of ``less``) over
-iterations, paired by evaluation video, in units of its standard error. Target: ``more`` rises,
-``less`` falls, separation >= 3, the control stays within the interval of iteration 0.
+measured on videos of fixed evaluation prompts (by default held out: the synthesizer's kind of prompt, the
+kind the preset trains on, at a seed of their own, checked never to be trained on; ``--eval-prompts evalset``:
+the evaluation set's 8 text-to-video prompts; the same seeds every time): mean and 95% interval per arm
+and iteration, a plot, and the review load per arm. Last line ``separation=X.X``: (slope of ``more`` -
+slope of ``less``) over iterations, paired by evaluation video, in units of its standard error. Target:
+``more`` rises, ``less`` falls, separation >= 3, the control stays within the interval of iteration 0.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def plot(by_arm: dict, prop: str, path: Path, subtitle: str) -> None:
         x = range(len(values))
         ax.errorbar(x, [e.mean for e in est], yerr=[e.half_width for e in est], marker="o", capsize=3,
                     label=arm, color=colours.get(arm))
-    ax.set_xlabel("iteration (0: base models)")
+    ax.set_xlabel("iteration (0: the agents before fine-tuning)")
     ax.set_ylabel(f"{prop} of evaluation videos (mean, 95% CI)")
     ax.set_xticks(range(len(next(iter(by_arm.values())))))
     ax.set_title(f"Does the loop learn?\n{subtitle}", fontsize=9)
@@ -163,6 +164,8 @@ def summary_lines(rep: dict) -> list[str]:
     arms, lines = rep["arms"], []
     same = "yes" if rep["same_prompts_and_seeds"] else "NO"
     lines.append(f"same prompts and seeds in every arm and iteration: {same}")
+    seen = rep.get("evaluation_prompts_trained_on", {})
+    lines.append(f"evaluation prompts trained on: {sum(seen.values())} ({rep['settings'].get('eval_prompts')})")
     if "control" in arms:
         c = arms["control"]
         lines.append(f"control drift {c['drift']:+.4f} ± {c['drift_half_width']:.4f}; every iteration within the "
@@ -182,6 +185,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16, help="training prompts per iteration (4 candidates each)")
     parser.add_argument("--reliability", type=float, default=0.8, help="the scripted reviewers' p")
     parser.add_argument("--eval-seeds", type=int, default=4, help="seeds per evaluation prompt")
+    parser.add_argument("--eval-prompts", choices=("heldout", "evalset"), default="heldout",
+                        help="heldout: --eval-count prompts of the training prompts' kind; evalset: its 8 prompts")
+    parser.add_argument("--eval-count", type=int, default=24, help="held-out evaluation prompts")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--config", default=str(REPO / "configs" / "tiny-learns.yaml"))
     parser.add_argument("--models", default=str(REPO / ".mora" / "models" / "tiny"))
@@ -223,10 +229,14 @@ def main() -> None:
     plans = {arm: learning.planned_candidates(root, run["overrides"]["shards.dataset"]) for arm, run in runs.items()}
     same = all(plan == plans[arms[0]] for plan in plans.values())
 
-    prompts, seeds = learning.evaluation_prompts(), list(range(args.eval_seeds))
+    prompts = (learning.held_out_prompts(args.eval_count) if args.eval_prompts == "heldout"
+               else learning.evaluation_prompts())
+    seeds = list(range(args.eval_seeds))
+    seen = {arm: learning.trained_on(root, run["overrides"]["shards.dataset"], prompts) for arm, run in runs.items()}
     base_cfg = load_config(args.config, runs[arms[0]]["overrides"])
     console.log(f"evaluating: {len(prompts)} prompts x {len(seeds)} seeds per checkpoint")
-    values = {0: learning.measure(base_cfg, None, args.property, prompts, seeds)}
+    start = learning.checkpoint_after(base_cfg, 0)  # the start checkpoint the loop generated with at first
+    values = {0: learning.measure(base_cfg, str(start) if start else None, args.property, prompts, seeds)}
     by_arm: dict[str, np.ndarray] = {}
     for arm, run in runs.items():
         cfg = load_config(args.config, run["overrides"])
@@ -238,8 +248,9 @@ def main() -> None:
         by_arm[arm] = np.stack(series)
     rep = report(by_arm, {arm: review_load(run) for arm, run in runs.items()},
                  {arm: run["seconds"] for arm, run in runs.items()}, args.property)
-    rep |= {"same_prompts_and_seeds": same, "loop_seconds": round(loop_seconds, 1),
-            "total_seconds": round(time.perf_counter() - started, 1), "settings": vars(args),
+    rep |= {"same_prompts_and_seeds": same, "evaluation_prompts_trained_on": seen,
+            "loop_seconds": round(loop_seconds, 1), "total_seconds": round(time.perf_counter() - started, 1),
+            "settings": vars(args),
             "values": {arm: v.tolist() for arm, v in by_arm.items()}}
     finish(rep, by_arm, work, args, console)
 
@@ -274,7 +285,7 @@ def combine(paths: list[str], args, console) -> None:
         if not np.array_equal(np.array(next(iter(run["values"].values()))[0]), base):
             raise SystemExit(f"error: {run['settings']['out']}: its base models made other evaluation videos")
     first = runs[0]["settings"]
-    for key in ("property", "iterations", "prompts", "reliability", "eval_seeds", "set"):
+    for key in ("property", "iterations", "prompts", "reliability", "eval_seeds", "eval_prompts", "eval_count", "set"):
         other = [r["settings"]["out"] for r in runs if r["settings"][key] != first[key]]
         if other:
             raise SystemExit(f"error: {other[0]} ran with another --{key.replace('_', '-')}; combine like runs")
@@ -282,6 +293,8 @@ def combine(paths: list[str], args, console) -> None:
     rep |= {"same_prompts_and_seeds": all(p == next(iter(plans.values())) for p in plans.values()),
             "loop_seconds": max(r["loop_seconds"] for r in runs),
             "total_seconds": max(r["total_seconds"] for r in runs),
+            "evaluation_prompts_trained_on": {arm: n for r in runs
+                                              for arm, n in r["evaluation_prompts_trained_on"].items()},
             "settings": first, "combined": paths, "values": {arm: v.tolist() for arm, v in by_arm.items()}}
     for key in ("property", "prompts", "reliability"):
         setattr(args, key, first[key])

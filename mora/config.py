@@ -283,6 +283,11 @@ class ModulationConfig(_Strict):
         "token", description="token: the text encoder's embedding of a special token; random: the ablation")
     token: str = Field("<mora-{agent}>", min_length=1, description="special token text; {agent} is the role")
     tokens: int = Field(1, ge=1, le=64, description="embedding length appended to the prompt embedding")
+    from_start: bool = Field(
+        True, description="self-train: the first iteration generates with the embeddings fine-tuning starts from "
+                          "(a start checkpoint), so the agents are conditioned as the paper says from the start and "
+                          "every iteration differs from the one before only by what it learned; false: the base "
+                          "models alone until the first checkpoint")
 
 
 class LoraSettings(_Strict):

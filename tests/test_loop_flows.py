@@ -56,7 +56,10 @@ def test_the_default_loop_accepts_reviews_and_trains_on_what_it_selects(project)
     sets = {k: _iteration(project, k).drop_duplicates("set_id") for k in (1, 2)}
     decisions = pd.concat(sets.values()).decision
     assert (decisions == "accepted").sum() >= 1 and (decisions == "needs_review").sum() >= 1  # of 32 sets
-    weights = None  # the checkpoint id each iteration generates with: none (base models) at first
+    # the checkpoint id each iteration generates with: at first the start checkpoint (initial embeddings only)
+    (start,) = (project / "mora-data" / "_checkpoints" / "tiny" / "start").iterdir()
+    weights = ckpt.read_lineage(start)["checkpoint_id"]
+    assert ckpt.read_lineage(start)["weights"] is False
     for record in out["iterations"]:
         k, rows = record["iteration"], sets[record["iteration"]]
         accepted = int((rows.decision == "accepted").sum())

@@ -14,6 +14,7 @@ from mora.media import pick_frames
 from mora.models.learns import FAMILIES
 from mora.models.scenes import candidate_set
 from mora.models.taste import FRAMES, rank_agreement, taste_name
+from mora.training import checkpoint as ckpt
 from tests.conftest import REPO
 
 LEARNS = REPO / "configs" / "tiny-learns.yaml"
@@ -115,7 +116,7 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tm
     # the preset's 16 prompts and training: at 4 prompts and review skipped an iteration of the "less" arm had
     # no set both judges agreed on, so nothing to train on; its disagreements are dropped here (no reviewer)
     small = {"shards.root": str(tmp_path / "data"), "self_train.iterations": "2", "self_train.review": "skip"}
-    prompts, seeds = learning.evaluation_prompts(), [0, 1]
+    prompts, seeds = learning.held_out_prompts(8), [0, 1]
     moved, base = {}, None
     for arm in ("more", "less"):
         overrides = learning.arm_overrides(arm, "brightness", tiny_models) | small
@@ -123,10 +124,13 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(tiny_models, tm
         assert [r["trained"] for r in out["iterations"]] == [True, True]
         cfg = load_config(LEARNS, overrides)
         if base is None:
-            base = learning.measure(cfg, None, "brightness", prompts, seeds)
+            start = learning.checkpoint_after(cfg, 0)  # the start checkpoint iteration 1 generated with
+            assert ckpt.read_lineage(start)["iteration"] == 0
+            base = learning.measure(cfg, str(start), "brightness", prompts, seeds)
         after = [learning.measure(cfg, str(learning.checkpoint_after(cfg, k)), "brightness", prompts, seeds)
                  for k in (1, 2)]
         moved[arm] = np.stack([base, *after])
+        assert learning.trained_on(tmp_path / "data", cfg.shards.dataset, prompts) == 0
     more, less = (moved[arm][-1] - base for arm in ("more", "less"))
     assert more.mean() > 0 > less.mean(), (more, less)
     separation, _ = learning.separation(moved["more"], moved["less"])

@@ -83,9 +83,13 @@ def test_two_iterations_and_iteration_two_generates_with_iteration_one_weights(t
 
 
 def _checkpoint_of(config_file, overrides: dict, iteration: int):
+    from mora.training.start import existing_start
     from mora.training.trainer import SelfModulatedTrainer
 
     cfg = load_config(config_file, overrides | {"iteration": str(iteration)})
+    if iteration == 1:  # it went on from the start checkpoint the loop generated iteration 1 with
+        start = str(existing_start(cfg))
+        cfg = load_config(config_file, overrides | {"iteration": "1", "generation.checkpoint": start})
     return sorted(SelfModulatedTrainer(cfg).run_dir().glob("step-*"))[-1]
 
 
@@ -102,12 +106,13 @@ def test_an_iteration_with_nothing_selected_is_finished_and_the_loop_moves_past_
                 "self_train.iterations": "1"} | EVERY_SET_REVIEWED
     out = self_train(str(tiny_config_file), reviewed)
     (record,) = out["iterations"]
-    assert not record["trained"] and out["checkpoint"] is None
+    assert not record["trained"]
+    assert ckpt.read_lineage(out["checkpoint"])["weights"] is False  # still the start checkpoint: nothing learned
     assert "has no selected videos yet" in json.loads(next(
         (tiny_config_file.parent / "data" / "_checkpoints" / "tiny").glob("iteration=1/nothing-to-train.json"))
         .read_text())["reason"]
     start, checkpoint = starting_point(load_config(tiny_config_file, reviewed | {"iteration": "next"}, resolve=False))
-    assert (start, checkpoint) == (2, None)  # not iteration 1 again, on every scheduled run
+    assert (start, checkpoint) == (2, None)  # not iteration 1 again, on every scheduled run (and from the start)
 
 
 def test_cli_train_and_self_train(tiny_config_file, tiny_models):

@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mora.seeds import derive_seed
+
 FILE = "modulation.safetensors"
 # Text-to-image: SD3-family pipelines (joint CLIP + T5 embedding); image-to-video: LTX-Video (T5).
 SD3 = "StableDiffusion3Pipeline"
@@ -76,6 +78,17 @@ def special_token_embedding(pipe, text: str, tokens: int) -> torch.Tensor:
             return t5 if t5.abs().sum() > 0 else embeds[1:1 + tokens]
         embeds = pipe.encode_prompt(text, do_classifier_free_guidance=False, max_sequence_length=max(tokens, 32))[0]
         return embeds[0, :tokens]
+
+
+def initial_modulation(pipe, role: str, init: str, token: str, tokens: int, seed: int) -> Modulation:
+    """The embedding fine-tuning starts ``role`` from: the special token's (init token), or noise of its
+    norm (init random, the paper's ablation), the same for every run of the same base model and seed."""
+    embedding = special_token_embedding(pipe, token.format(agent=role), tokens).float()
+    if init == "token":
+        return Modulation(embedding)
+    generator = torch.Generator().manual_seed(derive_seed(seed, "modulation", role))
+    noise = torch.randn(embedding.shape, generator=generator)
+    return Modulation(noise / noise.norm() * embedding.norm(), reference_norm=float(embedding.norm()))
 
 
 def sd3_conditioning(pipe, prompts: list[str], modulation: Modulation | None, guidance: bool) -> dict:

@@ -13,7 +13,7 @@ from mora.review.waits import end_wait, start_wait
 from mora.round.history import newest_checkpoint, next_iteration
 from mora.tasks.dataset import publish_dataset
 from mora.tasks.evaluation import evaluate_checkpoint, evaluation_reports
-from mora.tasks.training import fine_tune, record_trends, review_status, wait_for_reviews
+from mora.tasks.training import fine_tune, record_trends, review_status, start_agents, wait_for_reviews
 from mora.training.trainer import checkpoint_root
 
 SUSPEND_GRACE_S = 3600  # past the review deadline, a run review-sync never resumed fails instead of waiting on
@@ -59,6 +59,7 @@ def self_train(config_path: str = "configs/tiny.yaml", overrides: dict[str, str]
     overrides = dict(overrides or {})
     first, checkpoint = starting_point(load_config(config_path, overrides, resolve=False))
     config = load_config(config_path, overrides | {"iteration": str(first)})
+    checkpoint = checkpoint or start_agents(config)
     records: list[dict] = []
     figure, rounds = None, []
     for k in range(first, first + config.self_train.iterations):

@@ -22,6 +22,7 @@ from mora.training import trends
 from mora.training.chain import ROLES
 from mora.training.checkpoint import read_lineage
 from mora.training.launch import fine_tune as train_agents
+from mora.training.start import start_checkpoint
 from mora.training.trainer import checkpoint_root
 
 
@@ -73,6 +74,15 @@ def fine_tune(config: RoundConfig) -> dict:
         log.info("iteration %d: %d examples, checkpoint %s", config.iteration, result.examples, result.checkpoint)
     return {"checkpoint": str(result.checkpoint) if result.checkpoint else None, "examples": result.examples,
             "skipped": result.skipped, "resumed_at": result.resumed_at}
+
+
+@task(name="start-agents", cache_policy=NO_CACHE)
+def start_agents(config: RoundConfig) -> str | None:
+    """The start checkpoint the loop's first iteration generates with (``mora.training.start``)."""
+    path = start_checkpoint(config)
+    if path is not None:
+        get_run_logger().info("the agents start with their initial modulation embeddings: %s", path)
+    return str(path) if path else None
 
 
 @task(name="record-trends", cache_policy=NO_CACHE)

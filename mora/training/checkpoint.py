@@ -117,8 +117,15 @@ def load_modulation(path: str | Path, role: str) -> Modulation | None:
     return Modulation.load(folder) if (folder / MODULATION_FILE).is_file() else None
 
 
+def has_weights(lineage: dict) -> bool:
+    """False for a start checkpoint (``mora.training.start``): modulation embeddings over the base weights."""
+    return lineage.get("weights", True)
+
+
 def apply_weights(pipe, path: str | Path, role: str, lineage: dict) -> None:
     """Merge the checkpoint's weights for ``role`` into a freshly loaded base pipeline."""
+    if not has_weights(lineage):
+        return
     folder = Path(path) / role
     if lineage["mode"] == "lora":
         pipe.load_lora_weights(folder, weight_name=LORA_FILE, adapter_name="mora")

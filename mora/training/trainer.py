@@ -22,7 +22,7 @@ import torch
 
 from mora.agents.image_to_video import IMAGE_TO_VIDEO_FORMS, image_to_video_form
 from mora.agents.loading import fresh_pipeline
-from mora.agents.modulation import TRAINABLE, Modulation, family, special_token_embedding
+from mora.agents.modulation import TRAINABLE, Modulation, family, initial_modulation
 from mora.config import ConfigError, ModelRef, RoundConfig
 from mora.seeds import derive_seed
 from mora.training import checkpoint as ckpt
@@ -106,13 +106,15 @@ class SelfModulatedTrainer:
 
     def _check_parent(self) -> None:
         parent, t = self.parent_lineage, self.training
-        if parent["mode"] != t.mode:
-            raise ConfigError(f"training.mode is {t.mode}, but generation.checkpoint was trained with "
-                              f"{parent['mode']}; set training.mode={parent['mode']} or start from the base models")
         if parent["modulation"] != t.modulation.enabled:
             raise ConfigError(f"training.modulation.enabled is {t.modulation.enabled}, but generation.checkpoint "
                               f"{'has' if parent['modulation'] else 'has no'} modulation embeddings; match it or "
                               "start from the base models")
+        if not ckpt.has_weights(parent):  # the start checkpoint: embeddings only, any mode and rank go on from it
+            return
+        if parent["mode"] != t.mode:
+            raise ConfigError(f"training.mode is {t.mode}, but generation.checkpoint was trained with "
+                              f"{parent['mode']}; set training.mode={parent['mode']} or start from the base models")
         if t.mode == "lora" and parent["training"]["lora"]["rank"] != t.lora.rank:
             raise ConfigError(f"training.lora.rank is {t.lora.rank}, but generation.checkpoint has rank "
                               f"{parent['training']['lora']['rank']}; set that rank or start from the base models")
@@ -146,12 +148,7 @@ class SelfModulatedTrainer:
             loaded = ckpt.load_modulation(self.parent, role)
             if loaded is not None:
                 return loaded
-        token = special_token_embedding(pipe, m.token.format(agent=role), m.tokens).float()
-        if m.init == "token":
-            return Modulation(token)
-        generator = torch.Generator().manual_seed(derive_seed(self.training.seed, "modulation", role))
-        noise = torch.randn(token.shape, generator=generator)
-        return Modulation(noise / noise.norm() * token.norm(), reference_norm=float(token.norm()))
+        return initial_modulation(pipe, role, m.init, m.token, m.tokens, self.training.seed)
 
     def _agent(self, role: str):
         from diffusers.training_utils import cast_training_params
@@ -178,7 +175,7 @@ class SelfModulatedTrainer:
                 transformer.add_adapter(LoraConfig(r=t.lora.rank, lora_alpha=t.lora.alpha or t.lora.rank,
                                                    init_lora_weights="gaussian",
                                                    target_modules=t.lora.target_modules))
-            if self.parent:
+            if self.parent and ckpt.has_weights(self.parent_lineage):
                 ckpt.load_lora_into(transformer, type(pipe), self.parent, role)
         else:
             if self.parent:
