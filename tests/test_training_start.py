@@ -48,7 +48,7 @@ def test_the_agents_generate_with_the_start_embedding_and_the_base_weights(confi
     base = TextToImageAgent.from_pretrained(gen.text_to_image, rt)
     started = TextToImageAgent.from_pretrained(gen.text_to_image, rt, path)
     assert base.modulation is None and started.modulation is not None
-    state = {k: v for k, v in base.pipe.transformer.state_dict().items()}
+    state = base.pipe.transformer.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in started.pipe.transformer.state_dict().items())
     frames = [agent.first_frame("a red kite", [3], 64, 64, 2, 5.0)[0].tobytes() for agent in (base, started)]
     assert frames[0] != frames[1]  # the embedding conditions the agent
