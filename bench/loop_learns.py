@@ -202,6 +202,7 @@ def main() -> None:
     import numpy as np
     from rich.console import Console
 
+    from mora.cli_env import flow_settings
     from mora.config import ConfigError, load_config
     from mora.evaluation import learning
     from mora.review import server
@@ -220,7 +221,8 @@ def main() -> None:
     started = time.perf_counter()
     conn = review_server(root)
     try:
-        runs = {arm: run_arm(arm, args, root, conn, console.log) for arm in arms}
+        with flow_settings():  # as `mora self-train` runs: a killed benchmark leaves no Prefect server behind
+            runs = {arm: run_arm(arm, args, root, conn, console.log) for arm in arms}
     finally:
         server.down(root)
     loop_seconds = time.perf_counter() - started
