@@ -32,7 +32,11 @@ from mora.round.state import RoundState
 
 pytestmark = pytest.mark.slow
 
-BASE = {"generation.num_frames": "9", "runtime.threads": "1", "runtime.ray.judges.cpus": "0.5"}
+# placement_timeout_s: a worker's start (and the restart of one killed while it starts) is waited for as long as it
+# takes; on a 2-core machine under two CPU burners one took 6 min to stand, and a killed one's restart ran past the
+# default 600 s, which is the one-line stop for a cluster that has no room (tested below with 3 s)
+BASE = {"generation.num_frames": "9", "runtime.threads": "1", "runtime.ray.judges.cpus": "0.5",
+        "runtime.ray.placement_timeout_s": "7200"}
 VARYING = ["created_at", "generation_seconds", "round_started_at"]
 # the columns that follow the judges' first places
 DECIDED = ["decision", "decision_source", "decision_reason", "selected", "review", "routing"]
