@@ -26,7 +26,7 @@ def _sigterm_mid_round(config, tmp_path, *sets: str) -> tuple[subprocess.Popen, 
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     staged = tmp_path / "data" / "_state" / "tiny" / "rounds"
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 3600  # a guard against a hang: a starved machine may take many minutes
     while not list(staged.glob("*/sets/*.parquet")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.2)
@@ -102,7 +102,8 @@ def test_sigterm_stops_a_ray_round_in_one_line_with_exit_code_143(tiny_config_fi
     """Ray's driver puts its own SIGTERM handlers in place (a SystemExit, and abseil's, which printed Ray's
     stack and ended the process with SIGABRT, exit -6): the round's are taken back, and its local Ray
     instance goes with it."""
-    proc, err, _ = _sigterm_mid_round(tiny_config_file, tmp_path, "runtime.engine=ray", "runtime.threads=1")
+    proc, err, _ = _sigterm_mid_round(tiny_config_file, tmp_path, "runtime.engine=ray", "runtime.threads=1",
+                                      "runtime.ray.placement_timeout_s=7200")  # however long the workers take
     lines = [line for line in err.splitlines() if line.strip()]
     said = [line for line in lines if line.startswith("stopped:")]
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
