@@ -69,8 +69,8 @@ def probe(args, checkpoint: Path | None, prompts: list[str]) -> tuple[float, flo
             firsts.append(prop(np.asarray(frame)[None]))
             frame = tuned.first_frame(p, [seed], g.height, g.width, g.image_steps, 1.0)[0]
             unguided.append(prop(np.asarray(frame)[None]))
-            fixed = np.asarray(base.first_frame(p, [seed], g.height, g.width, g.image_steps, g.image_guidance)[0])
-            fixed = fixed.astype(float) * (255.0 if fixed.dtype != np.uint8 else 1.0)
+            fixed = np.asarray(base.first_frame(p, [seed], g.height, g.width, g.image_steps, g.image_guidance)[0],
+                               dtype=float)  # a PIL image: 0-255
             for scale in SCALES:
                 image = Image.fromarray(np.clip(fixed * scale, 0, 255).round().astype(np.uint8))
                 clip = i2v.animate([image], p, [seed], g.num_frames, g.height, g.width, g.video_steps,
