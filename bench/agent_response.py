@@ -45,38 +45,54 @@ def train(args, arm: str, name: str, sets: list[str], out: Path) -> Path:
     return sorted((out / name / arm).glob("iteration=1/*/step-*"))[-1]
 
 
-def probe(args, checkpoint: Path | None, prompts: list[str]) -> tuple[float, float, float]:
-    """(text-to-image first frames guided, unguided, image-to-video rest of the clip from fixed first frames)."""
-    import numpy as np
-    from PIL import Image
-
+def agents(args, checkpoint: Path | None):
+    """(config, text-to-image agent, image-to-video agent) with ``checkpoint`` (None: the base models)."""
     from mora.agents.image_to_video import ImageToVideoAgent
     from mora.agents.text_to_image import TextToImageAgent
     from mora.config import load_config
     from mora.evaluation.learning import arm_overrides
+
+    cfg = load_config(args.config, arm_overrides("control", args.property, args.models))
+    g, ckpt = cfg.generation, str(checkpoint) if checkpoint else None
+    return (cfg, TextToImageAgent.from_pretrained(g.text_to_image, cfg.runtime, ckpt),
+            ImageToVideoAgent.from_pretrained(g.image_to_video, cfg.runtime, ckpt))
+
+
+def fixed_first_frames(args, prompts: list[str]) -> list:
+    """The base text-to-image agent's frame for each (prompt, seed), at each scale: the image-to-video agent's
+    inputs, the same for every checkpoint."""
+    import numpy as np
+    from PIL import Image
+
+    cfg, base, _ = agents(args, None)
+    g, out = cfg.generation, []
+    for p in prompts:
+        for seed in range(args.seeds):
+            frame = np.asarray(base.first_frame(p, [seed], g.height, g.width, g.image_steps, g.image_guidance)[0],
+                               dtype=float)  # a PIL image: 0-255
+            out += [(p, seed, Image.fromarray(np.clip(frame * scale, 0, 255).round().astype(np.uint8)))
+                    for scale in SCALES]
+    return out
+
+
+def probe(args, checkpoint: Path, prompts: list[str], fixed: list) -> tuple[float, float, float]:
+    """(text-to-image first frames guided, unguided, image-to-video rest of the clip from the fixed first frames)."""
+    import numpy as np
+
     from mora.evaluation.properties import property_function
 
     prop = property_function(args.property)
-    cfg = load_config(args.config, arm_overrides("control", args.property, args.models))
-    g, ckpt = cfg.generation, str(checkpoint) if checkpoint else None
-    base = TextToImageAgent.from_pretrained(g.text_to_image, cfg.runtime)
-    tuned = TextToImageAgent.from_pretrained(g.text_to_image, cfg.runtime, ckpt)
-    i2v = ImageToVideoAgent.from_pretrained(g.image_to_video, cfg.runtime, ckpt)
-    firsts, unguided, rests = [], [], []
-    for p in prompts:
-        for seed in range(args.seeds):
-            frame = tuned.first_frame(p, [seed], g.height, g.width, g.image_steps, g.image_guidance)[0]
-            firsts.append(prop(np.asarray(frame)[None]))
-            frame = tuned.first_frame(p, [seed], g.height, g.width, g.image_steps, 1.0)[0]
-            unguided.append(prop(np.asarray(frame)[None]))
-            fixed = np.asarray(base.first_frame(p, [seed], g.height, g.width, g.image_steps, g.image_guidance)[0],
-                               dtype=float)  # a PIL image: 0-255
-            for scale in SCALES:
-                image = Image.fromarray(np.clip(fixed * scale, 0, 255).round().astype(np.uint8))
-                clip = i2v.animate([image], p, [seed], g.num_frames, g.height, g.width, g.video_steps,
-                                   g.video_guidance, g.fps)[0]
-                rests.append(prop(clip[1:]))
-    return float(np.mean(firsts)), float(np.mean(unguided)), float(np.mean(rests))
+    cfg, t2i, i2v = agents(args, checkpoint)
+    g = cfg.generation
+
+    def first_frames(guidance: float) -> list[float]:
+        return [prop(np.asarray(t2i.first_frame(p, [seed], g.height, g.width, g.image_steps, guidance)[0])[None])
+                for p in prompts for seed in range(args.seeds)]
+
+    guided, unguided = first_frames(g.image_guidance), first_frames(1.0)
+    rests = [prop(i2v.animate([image], p, [seed], g.num_frames, g.height, g.width, g.video_steps, g.video_guidance,
+                              g.fps)[0][1:]) for p, seed, image in fixed]
+    return float(np.mean(guided)), float(np.mean(unguided)), float(np.mean(rests))
 
 
 def main() -> None:
@@ -100,7 +116,8 @@ def main() -> None:
     variants = {"paper": []} | {v.split("=", 1)[0]: v.split("=", 1)[1].split(",") for v in args.variant}
     prompts = held_out_prompts(args.prompts)
     start = next((args.run / "data" / "_checkpoints").glob(f"learns-{args.property}-*/start/start-*"))
-    at_start = probe(args, start, prompts)
+    fixed = fixed_first_frames(args, prompts)
+    at_start = probe(args, start, prompts, fixed)
     console.print("start checkpoint: text-to-image first frames {:.4f} (unguided {:.4f}), image-to-video rest "
                   "{:.4f}".format(*at_start))
     table = Table(title=f"change after one iteration on the arm's iteration-1 selection ({args.property})")
@@ -110,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mora-agent-response-") as out:
         for name, sets in variants.items():
             for arm in args.arms.split(","):
-                after = probe(args, train(args, arm, name, sets, Path(out)), prompts)
+                after = probe(args, train(args, arm, name, sets, Path(out)), prompts, fixed)
                 change = [f"{a - b:+.4f}" for a, b in zip(after, at_start, strict=True)]
                 console.print(f"{name} {arm}: " + " ".join(change))
                 table.add_row(name, arm, *change)
