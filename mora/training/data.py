@@ -41,6 +41,15 @@ def shard_files(root: Path, dataset: str, iterations: list[int] | None = None) -
     return found
 
 
+def clip_frames(video: bytes, height: int, width: int, num_frames: int | None) -> torch.Tensor:
+    """``[T, C, H, W]`` in [-1, 1], ``num_frames`` evenly spaced ones when the clip has more."""
+    frames, _ = decode(video)
+    if num_frames and len(frames) > num_frames:
+        frames = frames[np.linspace(0, len(frames) - 1, num_frames).round().astype(int)]
+    frames = fit_frames(frames, width, height)
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
 class ShardVideoDataset(IterableDataset):
     """``{"prompt", "frames", "first_frame", "set_id", "iteration", ...}`` per chosen candidate.
 
@@ -78,11 +87,7 @@ class ShardVideoDataset(IterableDataset):
         return self.files if info is None else self.files[info.id::info.num_workers]
 
     def example(self, row: dict, iteration: int) -> dict:
-        frames, _ = decode(row["video"])
-        if self.num_frames and len(frames) > self.num_frames:
-            frames = frames[np.linspace(0, len(frames) - 1, self.num_frames).round().astype(int)]
-        frames = fit_frames(frames, self.width, self.height)
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        video = clip_frames(row["video"], self.height, self.width, self.num_frames)
         return {"prompt": row["enhanced_prompt"] or row["prompt"], "frames": video, "first_frame": video[0],
                 "fps": float(row["fps"]), "set_id": row["set_id"], "round_id": row["round_id"],
                 "candidate_index": int(row["candidate_index"]), "seed": int(row["seed"]),
@@ -105,8 +110,6 @@ class ShardVideoDataset(IterableDataset):
 
 
 def collate(examples: list[dict]) -> dict:
-    """Frames stacked (same size and length within a batch); everything else as lists."""
+    """Tensors (frames) stacked: same size and length within a batch; everything else as lists."""
     out = {key: [e[key] for e in examples] for key in examples[0]}
-    out["frames"] = torch.stack(out["frames"])
-    out["first_frame"] = torch.stack(out["first_frame"])
-    return out
+    return {key: torch.stack(v) if isinstance(v[0], torch.Tensor) else v for key, v in out.items()}
