@@ -299,9 +299,13 @@ class LoraSettings(_Strict):
 class TrainingConfig(_Strict):
     """Self-modulated fine-tuning; defaults are the paper's settings."""
 
-    objective: Literal["paper", "per-agent"] = Field(
+    objective: Literal["paper", "per-agent", "preference"] = Field(
         "paper", description="paper: one loss between the chain's final output and the target video; per-agent: "
-                             "each agent's own loss, weighted by its share of the modulation factors")
+                             "each agent's own loss, weighted by its share of the modulation factors; preference: "
+                             "Diffusion-DPO on each agent, each accepted set's winner against its other passing "
+                             "candidates, against the agents as the iteration started")
+    preference_beta: float = Field(5000.0, gt=0, description="objective preference: DPO's beta on the mean "
+                                                             "squared velocity error (Diffusion-DPO's SD 1.5 value)")
     handoff: Literal["sampled", "estimate"] = Field(
         "sampled", description="the first frame handed to the image-to-video agent: sampled by the text-to-image "
                                "agent as at generation (the candidate's seed, steps and guidance); estimate: a "

@@ -424,3 +424,59 @@ def test_two_processes_take_the_step_one_process_takes_over_the_same_forward_pas
 def test_more_processes_than_examples_per_batch_fail_in_one_line(config_file, agree, tmp_path):
     with pytest.raises(ConfigError, match=r"training.batch_size \(2\) is smaller than training.processes \(3\)"):
         configured(config_file, agree, tmp_path, **{"training.batch_size": 2, "training.processes": 3})
+
+
+PREFERENCE = {"training.objective": "preference"}
+
+
+def test_preference_pairs_are_each_sets_winner_against_its_other_candidates(shards, config_file, agree, tmp_path):
+    from mora.datasets.sets import stream_sets
+
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PREFERENCE))
+    winners = {s.set_id: (s.winner, set(s.passing) - {s.winner})
+               for s in stream_sets(shards.shards.root, shards.shards.dataset, [shards.iteration])}
+    rows = [row for row, _ in trainer.data.rows()]
+    assert trainer.examples == len(rows) == sum(len(losers) for _, losers in winners.values()) > 0
+    for row in rows:
+        winner, losers = winners[row["set_id"]]
+        assert row["chosen_index"] == winner and row["rejected_index"] in losers
+        assert row["weight"] == pytest.approx(1 / len(losers))
+    example = trainer.data.example(rows[0], shards.iteration)
+    assert example["frames"].shape == example["rejected"].shape and not torch.equal(example["frames"],
+                                                                                    example["rejected"])
+
+
+def test_preference_starts_at_log_2_and_learns_the_chosen_side_against_a_fixed_reference(shards, config_file, agree,
+                                                                                       tmp_path):
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PREFERENCE,
+                                              **{"training.learning_rate": 1e-3, "training.ema_decay": "null"}))
+    chain = trainer.setup()
+    chunk = next(trainer._batches(skip=0))
+    batch = collate(chunk)
+    weight = torch.tensor(batch["weight"])
+    with torch.no_grad():
+        out = chain(batch, seeded(len(chunk)))
+    # policy = reference and one noise for all four passes: every margin is 0, each agent's loss log 2
+    for role in ROLES:
+        assert torch.allclose(out.agent_losses[role], np.log(2) * weight, atol=1e-6)
+    start = [p.detach().clone() for p in trainer.params]
+    losses = [trainer.step(iter([chunk]), step=0)["loss"] for _ in range(6)]  # same pairs, same noise
+    assert losses[-1] < losses[0] == pytest.approx(2 * np.log(2) * weight.sum().item() / len(chunk), rel=1e-5)
+    # the reference stayed where the iteration started; the trained weights moved and stayed in place
+    reference = chain.preference.reference
+    assert all(torch.equal(a, b) for a, b in zip(reference.start, start, strict=True))
+    assert any(not torch.equal(p.detach(), s) for p, s in zip(trainer.params, start, strict=True))
+    swapped = collate([c | {"frames": c["rejected"], "rejected": c["frames"]} for c in chunk])
+    with torch.no_grad():
+        ahead, behind = chain(batch, seeded(len(chunk))).losses, chain(swapped, seeded(len(chunk))).losses
+    assert (ahead < behind).all()  # it prefers the chosen side of every pair it saw
+
+
+def test_preference_fine_tuning_writes_a_checkpoint_of_both_agents(shards, config_file, agree, tmp_path):
+    result = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PREFERENCE,
+                                             **{"training.max_steps": 2})).train()
+    lineage = ckpt.read_lineage(result.checkpoint)
+    assert lineage["training"]["objective"] == "preference" and lineage["examples"] == result.examples > 0
+    assert {"text_to_image", "image_to_video"} <= set(result.steps[-1])  # each agent's own loss is logged
+    for role in ROLES:
+        assert lineage["hashes"][role] != lineage["initial_hashes"][role]

@@ -62,7 +62,7 @@ def fine_tune(config: RoundConfig) -> dict:
 
     def on_step(record: dict, total: int) -> None:
         factors = ", ".join(f"{role} {f:.5f}" for role, f in record["factors"].items())
-        parts = ", ".join(f"{role} {record[role]:.4f}" for role in ROLES if role in record)  # per-agent only
+        parts = ", ".join(f"{role} {record[role]:.4f}" for role in ROLES if role in record)  # per-agent, preference
         log.info("step %d/%d: %s loss %.4f%s %s%.2fs", record["step"], total, record["objective"], record["loss"],
                  f" ({parts})" if parts else "", f"factors {factors}; " if factors else "", record["seconds"])
 

@@ -155,9 +155,10 @@ class TextToImageStage:
         return levels / 127.5 - 1
 
     def __call__(self, first: torch.Tensor, text: dict, modulation: Modulation | None,
-                 generators: list[torch.Generator], gamma: float | None, keys: list[str]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-example loss ``[B]`` and the estimated first frame ``[B, 3, H, W]`` in [-1, 1]."""
+                 generators: list[torch.Generator], gamma: float | None, keys: list[str], estimate: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-example loss ``[B]`` and the estimated first frame ``[B, 3, H, W]`` in [-1, 1] (None
+        without ``estimate``: no decode)."""
         vae, cfg = self.vae, self.vae.config
         mean, std = self.latents(keys, first)
         z = (mean + std * _noise(mean, generators) - cfg.shift_factor) * cfg.scaling_factor
@@ -170,8 +171,10 @@ class TextToImageStage:
         velocity = self.transformer(hidden_states=noisy, timestep=sigmas * 1000, encoder_hidden_states=embeds,
                                     pooled_projections=text["pooled_prompt_embeds"], return_dict=False)[0]
         loss = _per_example((velocity.float() - (noise - z).float()) ** 2) * snr_weights(sigmas, gamma)
-        estimate = noisy - s * velocity.to(noisy.dtype)
-        pixels = vae.decode(estimate / cfg.scaling_factor + cfg.shift_factor, return_dict=False)[0]
+        if not estimate:
+            return loss, None
+        latent = noisy - s * velocity.to(noisy.dtype)
+        pixels = vae.decode(latent / cfg.scaling_factor + cfg.shift_factor, return_dict=False)[0]
         return loss, pixels.clamp(-1, 1)
 
 
@@ -236,7 +239,7 @@ class ChainLoss:
     """Per example, so that processes holding parts of one batch add up to the whole batch's mean."""
 
     losses: torch.Tensor  # [B], what is backpropagated
-    agent_losses: dict[str, torch.Tensor]  # [B] each, detached; per-agent: each agent's own loss; paper: none
+    agent_losses: dict[str, torch.Tensor]  # [B] each, detached; each agent's own loss (paper: none)
 
 
 @dataclass(frozen=True)
@@ -253,12 +256,13 @@ class SelfModulatedChain(nn.Module):
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
                  snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
-                 sampling: Sampling | None = None, first_frame: str = "estimate"):
+                 sampling: Sampling | None = None, first_frame: str = "estimate", preference=None):
+        """``preference``: the ``PreferenceLoss`` of ``objective: preference``."""
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
         self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
-        self.first_frame = first_frame
+        self.first_frame, self.preference = first_frame, preference
         self.sampling = sampling or Sampling(steps=4, guidance=1.0)
 
     def factors(self) -> dict[str, torch.Tensor]:
@@ -267,8 +271,8 @@ class SelfModulatedChain(nn.Module):
 
     def shares(self) -> dict[str, torch.Tensor]:
         """per-agent: each agent's loss share, its factor relative to its initial norm over the mean of those
-        (1 each without modulation); the paper's objective has one loss and no shares."""
-        if self.objective == "paper":
+        (1 each without modulation); the paper's and the preference objectives have no shares."""
+        if self.objective != "per-agent":
             return {}
         if not self.modulations:
             return {role: torch.tensor(1.0) for role in ROLES}
@@ -295,6 +299,9 @@ class SelfModulatedChain(nn.Module):
     def forward(self, batch: dict, generators: list[torch.Generator]) -> ChainLoss:
         """``generators``: one per example of ``batch``, in its order."""
         mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
+        if self.objective == "preference":
+            total, losses = self.preference(self, batch, generators, mods)
+            return ChainLoss(losses=total, agent_losses={r: v.detach() for r, v in losses.items()})
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
         keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]

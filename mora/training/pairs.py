@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from mora.media import decode
-from mora.procedures.inputs import fit_frames
-from mora.training.data import ShardError
+from mora.datasets.pairs import iter_pairs, set_pairs
+from mora.datasets.sets import stream_sets
+from mora.training.data import ShardError, clip_frames, shard_files
 
 
 class PreferencePairDataset(IterableDataset):
@@ -38,11 +37,7 @@ class PreferencePairDataset(IterableDataset):
         return sum(s in self.sources for s in sources)
 
     def frames(self, video: bytes) -> torch.Tensor:
-        frames, _ = decode(video)
-        if self.num_frames and len(frames) > self.num_frames:
-            frames = frames[np.linspace(0, len(frames) - 1, self.num_frames).round().astype(int)]
-        frames = fit_frames(frames, self.width, self.height)
-        return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return clip_frames(video, self.height, self.width, self.num_frames)
 
     def __iter__(self) -> Iterator[dict]:
         file = pq.ParquetFile(self.path)
@@ -56,3 +51,38 @@ class PreferencePairDataset(IterableDataset):
                        "rejected": self.frames(row["rejected_video"]), "weight": float(row["weight"]),
                        "pair_id": row["pair_id"], "set_id": row["set_id"], "iteration": row["iteration"],
                        "decision_source": row["decision_source"], "criterion": row["criterion"]}
+
+
+class ShardPairDataset:
+    """The trainer's examples under ``training.objective: preference``: an iteration's pairs, read from its
+    shards as ``mora dataset pairs`` writes them (no pairs file), decoded a pair at a time.
+
+    Same interface as ``ShardVideoDataset`` (``files``, ``sources``, ``count``, ``rows``, ``example``)."""
+
+    def __init__(self, root: Path, dataset: str, iterations: list[int], height: int = 64, width: int = 64,
+                 num_frames: int | None = None, sources: tuple[str, ...] | None = None):
+        self.root, self.dataset, self.iterations = Path(root), dataset, iterations
+        self.files = shard_files(root, dataset, iterations)
+        self.height, self.width, self.num_frames, self.sources = height, width, num_frames, sources
+
+    def _kept(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
+
+    def count(self) -> int:
+        """Pairs per epoch, counted without reading a video."""
+        return sum(len(set_pairs(s)[0]) for s in stream_sets(self.root, self.dataset, self.iterations)
+                   if self._kept(s.first["decision_source"]))
+
+    def rows(self) -> Iterator[tuple[dict, int]]:
+        for pair in iter_pairs(self.root, self.dataset, self.iterations):
+            if self._kept(pair["decision_source"]):
+                yield pair, pair["iteration"]
+
+    def example(self, row: dict, iteration: int) -> dict:
+        size = self.height, self.width, self.num_frames
+        chosen = clip_frames(row["chosen_video"], *size)
+        return {"prompt": row["enhanced_prompt"] or row["prompt"], "frames": chosen, "first_frame": chosen[0],
+                "rejected": clip_frames(row["rejected_video"], *size), "weight": float(row["weight"]),
+                "fps": float(row["fps"]), "set_id": row["set_id"], "round_id": row["round_id"],
+                "candidate_index": int(row["chosen_index"]), "rejected_index": int(row["rejected_index"]),
+                "decision_source": row["decision_source"], "iteration": iteration}

@@ -28,7 +28,9 @@ from mora.seeds import derive_seed
 from mora.training import checkpoint as ckpt
 from mora.training.chain import ROLES, Sampling, SelfModulatedChain
 from mora.training.data import ShardVideoDataset, collate
+from mora.training.pairs import ShardPairDataset
 from mora.training.parallel import Ranks, sum_gradients
+from mora.training.preference import PreferenceLoss, Reference
 
 StepCallback = Callable[[dict, int], None]
 CACHE_BYTES = 1 << 30  # an iteration's decoded clips up to this size stay in memory between epochs
@@ -96,9 +98,13 @@ class SelfModulatedTrainer:
                 ckpt.check_base(self.parent_lineage, role, getattr(self.gen, role), self.parent)
             self._check_parent()
         self.num_frames = self.training.num_frames or self.gen.num_frames
-        self.data = ShardVideoDataset(config.shards.root, config.shards.dataset, [config.iteration],
-                                      self.training.choose, self.gen.height, self.gen.width, self.num_frames,
-                                      sources=None if review else ("judges",))
+        size, sources = (self.gen.height, self.gen.width, self.num_frames), None if review else ("judges",)
+        if self.training.objective == "preference":  # each accepted set's winner against each other candidate
+            self.data = ShardPairDataset(config.shards.root, config.shards.dataset, [config.iteration], *size,
+                                         sources=sources)
+        else:
+            self.data = ShardVideoDataset(config.shards.root, config.shards.dataset, [config.iteration],
+                                          self.training.choose, *size, sources=sources)
         self.dtype = precision(config)
         self.ranks = ranks or Ranks()
         self.device = self.ranks.device or torch.device(config.runtime.device)
@@ -211,6 +217,8 @@ class SelfModulatedTrainer:
         groups = [{"params": agent_params, "weight_decay": self.training.weight_decay}]
         if mod_params:  # no decay on the modulation: its norm is the agent's learned factor
             groups.append({"params": mod_params, "weight_decay": 0.0})
+        if t.objective == "preference":  # the reference: the agents as they start this iteration
+            self.chain.preference = PreferenceLoss(t.preference_beta, Reference(self.params))
         self.optimizer = torch.optim.AdamW(groups, lr=self.training.learning_rate)
         decay = self.training.ema_decay
         self.ema = EMAModel(self.params, decay=decay, update_after_step=0) if decay else None
@@ -361,16 +369,20 @@ class SelfModulatedTrainer:
         if self.ema is not None:
             self.ema.step(self.params)
         factors = {r: float(f.detach()) for r, f in self.chain.factors().items()}
-        agents = {role: totals[i] for i, role in enumerate(ROLES, start=1) if t.objective == "per-agent"}
+        agents = {role: totals[i] for i, role in enumerate(ROLES, start=1) if t.objective != "paper"}
         return {"step": step + 1, "loss": totals[0], **agents, "objective": t.objective, "factors": factors,
                 "shares": {r: float(v.detach()) for r, v in self.chain.shares().items()},
                 "seconds": time.perf_counter() - start}
+
+    @property
+    def _what(self) -> str:
+        return "preference pairs" if self.training.objective == "preference" else f"{self.training.choose} videos"
 
     def train(self, on_step: StepCallback | None = None) -> TrainResult:
         examples = self.examples
         if examples == 0:
             return TrainResult(None, skipped=f"iteration {self.config.iteration} of '{self.config.shards.dataset}' "
-                                             f"has no {self.training.choose} videos yet; nothing to fine-tune")
+                                             f"has no {self._what} yet; nothing to fine-tune")
         latest = self._latest()
         lineage = ckpt.read_lineage(latest) if latest is not None else None
         if lineage is not None and lineage["final"]:
