@@ -108,12 +108,14 @@ def main() -> None:
     ap.add_argument("--property", default="brightness")
     ap.add_argument("--arms", default="control,more,less")
     ap.add_argument("--variant", action="append", default=[],
-                    help="NAME=k=v,k=v: training overrides to compare (repeatable; 'paper' with none always runs)")
+                    help="NAME=k=v,k=v: training overrides to compare (repeatable); a NAME alone: the preset's "
+                         "settings (default: paper, the preset's alone)")
     ap.add_argument("--prompts", type=int, default=6)
     ap.add_argument("--seeds", type=int, default=2)
     args = ap.parse_args()
     console = Console()
-    variants = {"paper": []} | {v.split("=", 1)[0]: v.split("=", 1)[1].split(",") for v in args.variant}
+    named = [v.partition("=") for v in args.variant or ["paper"]]
+    variants = {name: sets.split(",") if sets else [] for name, _, sets in named}
     prompts = held_out_prompts(args.prompts)
     start = next((args.run / "data" / "_checkpoints").glob(f"learns-{args.property}-*/start/start-*"))
     fixed = fixed_first_frames(args, prompts)
