@@ -206,6 +206,7 @@ def main() -> None:
     from mora.config import ConfigError, load_config
     from mora.evaluation import learning
     from mora.review import server
+    from mora.stopping import also_stop, stop_on_sigterm
 
     console = Console()
     if args.combine:
@@ -220,6 +221,9 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     conn = review_server(root)
+    # killed: Label Studio goes too (it outlives `mora review up` on purpose, not a benchmark)
+    also_stop(lambda: server.down(root))
+    stop_on_sigterm(lambda: f"stopped: loop_learns received SIGTERM; its work folder {work} is kept")
     try:
         with flow_settings():  # as `mora self-train` runs: a killed benchmark leaves no Prefect server behind
             runs = {arm: run_arm(arm, args, root, conn, console.log) for arm in arms}
