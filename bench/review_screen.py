@@ -135,6 +135,7 @@ def main() -> None:
     from mora.flows.round import dataset_round
     from mora.review import server
     from mora.review.push import client_for, push
+    from mora.stopping import also_stop, stop_on_sigterm
     from tests.conftest import free_port, write_tiny_config
 
     work = Path(tempfile.mkdtemp(prefix="mora-bench-review-"))
@@ -149,6 +150,8 @@ def main() -> None:
     if (cached / "credentials.json").exists():
         shutil.copytree(cached, server.server_dir(root))
     conn = server.up(root, port=free_port(), wait_s=600)
+    also_stop(lambda: server.down(root))  # killed: no Label Studio left behind
+    stop_on_sigterm(lambda: f"stopped: review_screen received SIGTERM; its Label Studio is down, {work} kept")
     try:
         projects = push(conn, root, "tiny").projects
         client = client_for(conn)
