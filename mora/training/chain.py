@@ -256,13 +256,13 @@ class SelfModulatedChain(nn.Module):
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
                  snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
-                 sampling: Sampling | None = None, first_frame: str = "estimate", preference=None):
-        """``preference``: the ``PreferenceLoss`` of ``objective: preference``."""
+                 sampling: Sampling | None = None, first_frame: str = "estimate"):
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
         self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
-        self.first_frame, self.preference = first_frame, preference
+        self.first_frame = first_frame
+        self.preference = None  # objective preference: its PreferenceLoss, set once the trained params exist
         self.sampling = sampling or Sampling(steps=4, guidance=1.0)
 
     def factors(self) -> dict[str, torch.Tensor]:
