@@ -315,6 +315,12 @@ class TrainingConfig(_Strict):
                                 "agent's estimate of the target's first frame from its noised latent (what it learns "
                                 "the selected frames from); handed: the frame handed on, which the sampled hand-off "
                                 "makes from the candidate's own seed, so the agent learns nothing from the selection")
+    unconditional: Literal["shared", "rejected"] = Field(
+        "shared", description="objective paper, the text-to-image agent's unconditional prediction (what "
+                              "classifier-free guidance pushes away from): shared: moved only by the weights it "
+                              "shares with the conditional one; rejected: fitted to the first frames of each "
+                              "accepted set's other passing candidates, so guidance points from what the judges "
+                              "passed over to what they chose (ours; trains on the preference pairs)")
     handoff_grad_steps: int = Field(1, ge=1, le=200, description="sampled hand-off: the last sampling steps "
                                                                  "that carry gradient")
     mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")
@@ -348,6 +354,13 @@ class TrainingConfig(_Strict):
             raise ValueError(f"training.batch_size ({self.batch_size}) is smaller than training.processes "
                              f"({self.processes}): every process needs an example per step; set "
                              f"training.batch_size={self.processes} or fewer processes")
+        return self
+
+    @model_validator(mode="after")
+    def _unconditional_with_paper(self) -> TrainingConfig:
+        if self.unconditional == "rejected" and self.objective != "paper":
+            raise ValueError(f"training.unconditional=rejected adds to the paper objective, not to {self.objective}; "
+                             "set training.objective=paper or training.unconditional=shared")
         return self
 
 
@@ -445,6 +458,14 @@ class RoundConfig(_Strict):
             raise ValueError("judges: the two judges need different names")
         return self
 
+    @model_validator(mode="after")
+    def _guidance_for_unconditional(self) -> RoundConfig:
+        if self.training.unconditional == "rejected" and self.generation.image_guidance <= 1:
+            raise ValueError(f"training.unconditional=rejected trains the branch guidance pushes away from, but "
+                             f"generation.image_guidance is {self.generation.image_guidance} (no guidance); set it "
+                             "above 1 or training.unconditional=shared")
+        return self
+
     def fingerprint(self) -> str:
         """Identifies what a round makes: the same config resumes the same round.
 
@@ -518,9 +539,11 @@ def _first_error(err: ValidationError) -> dict:
 
 def _one_line(err: ValidationError, source: str) -> str:
     first = _first_error(err)
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    field = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    if not field:  # a rule between sections: its message names the fields
+        return f"config: {msg}{more}; fix it in {source} or override with --set FIELD=VALUE"
     got = f" (got {first['input']!r})" if first["type"] not in ("missing", "extra_forbidden") and not isinstance(
         first.get("input"), dict) and "(got " not in msg else ""
     target = f"{field}.FIELD" if isinstance(first.get("input"), dict) and first["type"] == "value_error" else field

@@ -481,3 +481,42 @@ def test_preference_fine_tuning_writes_a_checkpoint_of_both_agents(shards, confi
     assert {"text_to_image", "image_to_video"} <= set(result.steps[-1])  # each agent's own loss is logged
     for role in ROLES:
         assert lineage["hashes"][role] != lineage["initial_hashes"][role]
+
+
+def test_the_unconditional_branch_can_be_fitted_to_what_the_judges_passed_over(shards, config_file, agree, tmp_path):
+    """``training.unconditional: rejected``: the paper loss on the winner plus the text-to-image agent's own loss,
+    under the empty prompt its guidance subtracts, on the first frame of the pair's rejected candidate."""
+    fast = {"training.learning_rate": 1e-3, "training.ema_decay": "null"}
+    trainers = {mode: SelfModulatedTrainer(configured(config_file, agree, tmp_path / mode, **fast,
+                                                      **{"training.unconditional": mode}))
+                for mode in ("shared", "rejected")}
+    assert trainers["rejected"].pairs and not trainers["shared"].pairs
+    chunk = next(trainers["rejected"]._batches(skip=0))  # pairs; the paper objective alone reads their winners
+    batch, n = collate(chunk), len(chunk)
+
+    def passed_over(chain) -> torch.Tensor:
+        with torch.no_grad():
+            return chain.passed_over(batch, seeded(n), chain.modulations["text_to_image"])
+
+    chains = {mode: trainer.setup() for mode, trainer in trainers.items()}
+    with torch.no_grad():
+        out = {mode: chain(batch, seeded(n)) for mode, chain in chains.items()}
+    added = out["rejected"].agent_losses["unconditional"]
+    assert torch.allclose(out["rejected"].losses, out["shared"].losses + added) and (added > 0).all()
+    start = passed_over(chains["shared"])
+    assert torch.allclose(start, passed_over(chains["rejected"]))  # the same agents before training
+    records = {mode: [trainer.step(iter([chunk]), step=k) for k in range(6)] for mode, trainer in trainers.items()}
+    assert "unconditional" in records["rejected"][-1] and "unconditional" not in records["shared"][-1]
+    after = {mode: passed_over(chain).mean().item() for mode, chain in chains.items()}
+    # fitted, the unconditional prediction comes closer to the passed-over frames than the shared weights take it
+    assert after["rejected"] < start.mean().item() and after["rejected"] < after["shared"], (start, after)
+
+
+def test_the_unconditional_branch_is_fitted_only_under_the_paper_objective_with_guidance(config_file, agree, tmp_path):
+    with pytest.raises(ConfigError, match="training.unconditional=rejected adds to the paper objective, not to "
+                                          "preference; set training.objective=paper"):
+        configured(config_file, agree, tmp_path, **PREFERENCE, **{"training.unconditional": "rejected"})
+    with pytest.raises(ConfigError, match=r"^config: .* generation.image_guidance is 1.0 \(no guidance\); set it "
+                                          "above 1"):
+        configured(config_file, agree, tmp_path, **{"training.unconditional": "rejected",
+                                                    "generation.image_guidance": 1})
