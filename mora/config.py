@@ -315,12 +315,6 @@ class TrainingConfig(_Strict):
                                 "agent's estimate of the target's first frame from its noised latent (what it learns "
                                 "the selected frames from); handed: the frame handed on, which the sampled hand-off "
                                 "makes from the candidate's own seed, so the agent learns nothing from the selection")
-    unconditional: Literal["shared", "rejected"] = Field(
-        "shared", description="objective paper, the text-to-image agent's unconditional prediction (what "
-                              "classifier-free guidance pushes away from): shared: moved only by the weights it "
-                              "shares with the conditional one; rejected: fitted to the first frames of each "
-                              "accepted set's other passing candidates, so guidance points from what the judges "
-                              "passed over to what they chose (ours; trains on the preference pairs)")
     handoff_grad_steps: int = Field(1, ge=1, le=200, description="sampled hand-off: the last sampling steps "
                                                                  "that carry gradient")
     mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")
@@ -354,13 +348,6 @@ class TrainingConfig(_Strict):
             raise ValueError(f"training.batch_size ({self.batch_size}) is smaller than training.processes "
                              f"({self.processes}): every process needs an example per step; set "
                              f"training.batch_size={self.processes} or fewer processes")
-        return self
-
-    @model_validator(mode="after")
-    def _unconditional_with_paper(self) -> TrainingConfig:
-        if self.unconditional == "rejected" and self.objective != "paper":
-            raise ValueError(f"training.unconditional=rejected adds to the paper objective, not to {self.objective}; "
-                             "set training.objective=paper or training.unconditional=shared")
         return self
 
 
@@ -456,14 +443,6 @@ class RoundConfig(_Strict):
     def _distinct_judges(self) -> RoundConfig:
         if self.judges[0].name == self.judges[1].name:
             raise ValueError("judges: the two judges need different names")
-        return self
-
-    @model_validator(mode="after")
-    def _guidance_for_unconditional(self) -> RoundConfig:
-        if self.training.unconditional == "rejected" and self.generation.image_guidance <= 1:
-            raise ValueError(f"training.unconditional=rejected trains the branch guidance pushes away from, but "
-                             f"generation.image_guidance is {self.generation.image_guidance} (no guidance); set it "
-                             "above 1 or training.unconditional=shared")
         return self
 
     def fingerprint(self) -> str:

@@ -57,7 +57,8 @@ def test_invalid_values_name_the_field_on_one_line(overrides, field):
 def test_judges_must_be_two_with_distinct_names(tmp_path):
     text = (REPO / "configs" / "tiny.yaml").read_text().replace("name: qwen2-vl", "name: llava-onevision")
     (tmp_path / "c.yaml").write_text(text)
-    with pytest.raises(ConfigError, match="different names"):
+    with pytest.raises(ConfigError, match=r"^config: judges: the two judges need different names; fix it in .*c\.yaml "
+                                          "or override with --set FIELD=VALUE$"):  # no '(top level).FIELD'
         load_config(tmp_path / "c.yaml")
 
 

@@ -58,9 +58,8 @@ def set_pairs(candidate_set: CandidateSetRows) -> tuple[list[tuple[int, int]], s
 
 
 def iter_pairs(root: Path, dataset: str, iterations: list[int] | None = None) -> Iterator[dict]:
-    """Pair rows in ``PAIR_SCHEMA``, set by set, with each side's seed (``chosen_seed``, ``rejected_seed``:
-    the trainer makes the frame the chosen candidate was made from; not written to pair files)."""
-    for s in stream_sets(root, dataset, iterations, META + ["video", "fps", "seed"], batch_rows=8):
+    """Pair rows in ``PAIR_SCHEMA``, set by set."""
+    for s in stream_sets(root, dataset, iterations, META + ["video", "fps"], batch_rows=8):
         pairs, source = set_pairs(s)
         by_index = {r["candidate_index"]: r for r in s.rows}
         for chosen, rejected in pairs:
@@ -69,7 +68,6 @@ def iter_pairs(root: Path, dataset: str, iterations: list[int] | None = None) ->
                    "iteration": s.iteration, "prompt": first["prompt"], "enhanced_prompt": first["enhanced_prompt"],
                    "chosen_index": chosen, "rejected_index": rejected, "chosen_video": by_index[chosen]["video"],
                    "rejected_video": by_index[rejected]["video"], "fps": first["fps"],
-                   "chosen_seed": by_index[chosen]["seed"], "rejected_seed": by_index[rejected]["seed"],
                    "decision_source": first["decision_source"], "order_source": source,
                    "criterion": first["criterion"], "weight": 1.0 / len(pairs)}
 

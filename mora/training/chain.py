@@ -17,11 +17,6 @@ from the selection: on the tiny-learns benchmark, judges preferring darker video
 brighter than judges preferring brighter ones.) The gradient reaches every agent through that one
 loss. The modulation factor is the L2 norm of the agent's modulation embedding, the magnitude of the
 tokens appended to its prompt embedding (the paper's equations are lost; that is our reading).
-``unconditional: rejected`` (ours, with the paper objective) adds the text-to-image agent's own loss on
-the first frame of another passing candidate of the set, under the empty prompt its guidance subtracts:
-fitting the winners alone moved that unconditional prediction with the conditional one (the weights are
-shared), so guidance cancelled what the agent learned whenever the judges preferred less of what the
-candidates had; fitted to what they passed over, guidance points from it to what they chose.
 ``objective: per-agent``: each agent's own flow-matching loss, weighted by its factor (relative to
 its initial norm) over the mean factor, so the shares are learned.
 """
@@ -261,12 +256,12 @@ class SelfModulatedChain(nn.Module):
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
                  snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
-                 sampling: Sampling | None = None, first_frame: str = "estimate", unconditional: str = "shared"):
+                 sampling: Sampling | None = None, first_frame: str = "estimate"):
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
         self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
-        self.first_frame, self.unconditional = first_frame, unconditional
+        self.first_frame = first_frame
         self.preference = None  # objective preference: its PreferenceLoss, set once the trained params exist
         self.sampling = sampling or Sampling(steps=4, guidance=1.0)
 
@@ -301,17 +296,6 @@ class SelfModulatedChain(nn.Module):
                                  frames.shape[-2], frames.shape[-1], s.steps, s.guidance, s.grad_steps)
         return own, handed, estimate if estimated else None
 
-    def passed_over(self, batch: dict, generators: list[torch.Generator], modulation: Modulation | None
-                    ) -> torch.Tensor:
-        """``[B]``: the text-to-image agent's unconditional prediction (the negative prompt, modulated as at
-        generation) against the first frame of the pair's rejected candidate."""
-        text = self.t2i.encode_guided(batch["prompt"])
-        negative = {"prompt_embeds": text["negative_prompt_embeds"],
-                    "pooled_prompt_embeds": text["negative_pooled_prompt_embeds"]}
-        keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["rejected_index"], strict=True)]
-        first = batch["rejected"][:, 0].to(self.t2i.transformer.device)
-        return self.t2i(first, negative, modulation, generators, self.snr_gamma, keys, estimate=False)[0]
-
     def forward(self, batch: dict, generators: list[torch.Generator]) -> ChainLoss:
         """``generators``: one per example of ``batch``, in its order."""
         mods = {role: self.modulations[role] if role in self.modulations else None for role in ROLES}
@@ -326,9 +310,6 @@ class SelfModulatedChain(nn.Module):
         i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
                             float(batch["fps"][0]), generators, self.snr_gamma, keys, final=final,
                             output_first=estimate)
-        if final and self.unconditional == "rejected":
-            passed_over = self.passed_over(batch, generators, mods["text_to_image"])
-            return ChainLoss(losses=i2v_loss + passed_over, agent_losses={"unconditional": passed_over.detach()})
         if final:
             return ChainLoss(losses=i2v_loss, agent_losses={})
         shares = self.shares()

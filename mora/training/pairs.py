@@ -85,5 +85,4 @@ class ShardPairDataset:
                 "rejected": clip_frames(row["rejected_video"], *size), "weight": float(row["weight"]),
                 "fps": float(row["fps"]), "set_id": row["set_id"], "round_id": row["round_id"],
                 "candidate_index": int(row["chosen_index"]), "rejected_index": int(row["rejected_index"]),
-                "seed": int(row["chosen_seed"]),
                 "decision_source": row["decision_source"], "iteration": iteration}

@@ -99,7 +99,7 @@ class SelfModulatedTrainer:
             self._check_parent()
         self.num_frames = self.training.num_frames or self.gen.num_frames
         size, sources = (self.gen.height, self.gen.width, self.num_frames), None if review else ("judges",)
-        if self.pairs:  # each accepted set's winner against each other passing candidate
+        if self.training.objective == "preference":  # each accepted set's winner against each other candidate
             self.data = ShardPairDataset(config.shards.root, config.shards.dataset, [config.iteration], *size,
                                          sources=sources)
         else:
@@ -109,18 +109,6 @@ class SelfModulatedTrainer:
         self.ranks = ranks or Ranks()
         self.device = self.ranks.device or torch.device(config.runtime.device)
         self.chain: SelfModulatedChain | None = None
-
-    @property
-    def pairs(self) -> bool:
-        return self.training.objective == "preference" or self.training.unconditional == "rejected"
-
-    @property
-    def logged(self) -> tuple[str, ...]:
-        """The losses a step records besides the total: each agent's, or the unconditional branch's."""
-        t = self.training
-        if t.objective != "paper":
-            return ROLES
-        return ("unconditional",) if t.unconditional == "rejected" else ()
 
     def _check_parent(self) -> None:
         parent, t = self.parent_lineage, self.training
@@ -222,8 +210,7 @@ class SelfModulatedTrainer:
         t = self.training
         self.chain = SelfModulatedChain(pipes["text_to_image"], pipes["image_to_video"], mods or None, t.snr_gamma,
                                         t.objective, t.handoff, Sampling(self.gen.image_steps, self.gen.image_guidance,
-                                                                         t.handoff_grad_steps), t.first_frame,
-                                        t.unconditional)
+                                                                         t.handoff_grad_steps), t.first_frame)
         agent_params = [p for role in ROLES for p in pipes[role].transformer.parameters() if p.requires_grad]
         mod_params = list(self.chain.modulations.parameters())
         self.params = agent_params + mod_params
@@ -354,8 +341,7 @@ class SelfModulatedTrainer:
         t, start = self.training, time.perf_counter()
         self.chain.train()
         accum = t.gradient_accumulation
-        logged = self.logged
-        totals = torch.zeros(1 + len(logged), dtype=torch.float64, device=self.device)  # the loss, then logged
+        totals = torch.zeros(1 + len(ROLES), dtype=torch.float64, device=self.device)  # loss, then per agent
         for micro in range(accum):
             chunk = next(batches)
             mine = [(position, example) for position, example in enumerate(chunk) if example is not None]
@@ -371,8 +357,9 @@ class SelfModulatedTrainer:
             scale = len(chunk) * accum  # each example weighs 1 / (global batch x accumulation), as in one process
             (out.losses.sum() / scale).backward()
             totals[0] += out.losses.detach().double().sum() / scale
-            for i, name in enumerate(logged, start=1):
-                totals[i] += out.agent_losses[name].double().sum() / scale
+            for i, role in enumerate(ROLES, start=1):
+                if role in out.agent_losses:  # per-agent: each agent's own loss
+                    totals[i] += out.agent_losses[role].double().sum() / scale
         sum_gradients(self.params, self.ranks)
         totals = self.ranks.sum(totals).tolist()
         if t.max_grad_norm:
@@ -382,14 +369,14 @@ class SelfModulatedTrainer:
         if self.ema is not None:
             self.ema.step(self.params)
         factors = {r: float(f.detach()) for r, f in self.chain.factors().items()}
-        agents = {name: totals[i] for i, name in enumerate(logged, start=1)}
+        agents = {role: totals[i] for i, role in enumerate(ROLES, start=1) if t.objective != "paper"}
         return {"step": step + 1, "loss": totals[0], **agents, "objective": t.objective, "factors": factors,
                 "shares": {r: float(v.detach()) for r, v in self.chain.shares().items()},
                 "seconds": time.perf_counter() - start}
 
     @property
     def _what(self) -> str:
-        return "preference pairs" if self.pairs else f"{self.training.choose} videos"
+        return "preference pairs" if self.training.objective == "preference" else f"{self.training.choose} videos"
 
     def train(self, on_step: StepCallback | None = None) -> TrainResult:
         examples = self.examples
