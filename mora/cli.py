@@ -162,8 +162,11 @@ def make_tiny_cmd(
     tastes: str = typer.Option("", help="also build configs/tiny-learns.yaml's models: a colour generator and "
                                         "judges taught these properties, e.g. brightness or brightness,saturation "
                                         "(minutes of teaching on a CPU)"),
+    workers: int = typer.Option(0, min=0, help="processes teaching side by side (0: one per CPU core, up to 4)"),
 ) -> None:
     """Build tiny random-weight models for every family a round uses (offline, from configs)."""
+    import os
+
     from mora.models.tiny import all_builders, make_tiny
 
     chosen = tuple(t.strip() for t in tastes.split(",") if t.strip())
@@ -172,7 +175,7 @@ def make_tiny_cmd(
     except ValueError as exc:
         _fail(str(exc))
     with console.status("building tiny models"):
-        built = make_tiny(directory, seed=seed, force=force, tastes=chosen)
+        built = make_tiny(directory, seed=seed, force=force, tastes=chosen, workers=workers or os.cpu_count() or 1)
     for name in names:
         mark = "built" if directory / name in built else "present"
         console.print(f"{name:16s} {mark:8s} {directory / name}")

@@ -72,3 +72,12 @@ def learns_builders(tastes: tuple[str, ...] = ("brightness",)) -> dict[str, Call
             builders[less] = partial(_mirror, more)
             first = first or more
     return builders
+
+
+def learns_chains(tastes: tuple[str, ...] = ("brightness",)) -> list[list[str]]:
+    """``learns_builders``' names as chains that need only the random tiny models and the chain's earlier
+    models: each chain in order, the chains side by side (each in its own process, on one thread)."""
+    chains = [["sd3-colour"], ["ltx-i2v-colour"]]
+    for family in FAMILIES:
+        chains.append([taste_name(family, prop, side) for prop in tastes for side in ("more", "less")])
+    return chains

@@ -7,8 +7,10 @@ exactly as it loads real weights; only their sizes differ.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -339,21 +341,42 @@ def all_builders(tastes: tuple[str, ...] = ()) -> dict[str, Callable[[Path], Non
     return BUILDERS | learns_builders(tastes)
 
 
-def make_tiny(root: Path, seed: int = 0, force: bool = False, tastes: tuple[str, ...] = ()) -> list[Path]:
+def _build_one(root: Path, name: str, build: Callable[[Path], None], seed: int, force: bool) -> Path | None:
+    """Build ``name`` under a temporary name, then move it in place; None when it was built already."""
+    out = root / name
+    marker = out / ".mora-tiny.json"
+    if marker.exists() and not force:
+        return None
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    torch.manual_seed(seed)
+    build(tmp)
+    (tmp / ".mora-tiny.json").write_text(json.dumps({"component": name, "seed": seed}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _build_chain(root: Path, tastes: tuple[str, ...], names: list[str], seed: int, force: bool) -> list[Path]:
+    from mora.models.learns import learns_builders
+
+    builders = learns_builders(tastes)
+    return [p for name in names if (p := _build_one(root, name, builders[name], seed, force)) is not None]
+
+
+def make_tiny(root: Path, seed: int = 0, force: bool = False, tastes: tuple[str, ...] = (),
+              workers: int = 1) -> list[Path]:
     """Build every missing tiny model under ``root``; a folder counts as built once its marker exists.
-    ``tastes``: also the generator and judges of configs/tiny-learns.yaml, judges taught these properties."""
-    built = []
-    for name, build in all_builders(tastes).items():
-        out = root / name
-        marker = out / ".mora-tiny.json"
-        if marker.exists() and not force:
-            continue
-        tmp = root / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        torch.manual_seed(seed)
-        build(tmp)
-        (tmp / ".mora-tiny.json").write_text(json.dumps({"component": name, "seed": seed}))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-        built.append(out)
-    return built
+    ``tastes``: also the generator and judges of configs/tiny-learns.yaml, judges taught these properties, their
+    independent chains in up to ``workers`` processes (each teaches on one thread: the same bytes either way)."""
+    built = [p for name, build in BUILDERS.items() if (p := _build_one(root, name, build, seed, force)) is not None]
+    if not tastes:
+        return built
+    from mora.models.learns import learns_chains
+
+    chains = learns_chains(tastes)
+    if workers <= 1:
+        return built + [p for names in chains for p in _build_chain(root, tastes, names, seed, force)]
+    with ProcessPoolExecutor(min(workers, len(chains)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_build_chain, root, tastes, names, seed, force) for names in chains]
+        return built + [p for job in jobs for p in job.result()]
