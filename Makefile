@@ -35,7 +35,8 @@ $(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
 
-# configs/tiny-learns.yaml's taught models (issue 21): ~10 min of single-thread teaching (measured: colour SD3
+# configs/tiny-learns.yaml's taught models (issue 21): ~10 min of teaching, one thread per model and the independent
+# models side by side, one process per core (measured one after another: colour SD3
 # 150 s and colour LTX 60 s under load, each judge family 220-240 s for 3000 steps), so apart from `make test`
 # (which runs every builder for a few steps); `make test-learns` builds them and runs the tests marked `learns`.
 learns: $(TINY)/.learns
