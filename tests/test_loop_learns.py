@@ -13,7 +13,7 @@ from mora.evaluation import learning
 from mora.evaluation.properties import PROPERTIES, brightness, preference, saturation
 from mora.judges import load_judge
 from mora.media import pick_frames
-from mora.models.learns import FAMILIES
+from mora.models.learns import FAMILIES, learns_builders, learns_chains
 from mora.models.scenes import candidate_set
 from mora.models.taste import FRAMES, rank_agreement, taste_name
 from mora.training import checkpoint as ckpt
@@ -97,6 +97,9 @@ def test_every_arm_and_property_names_models_that_make_tiny_builds(tiny_models):
     from mora.models.tiny import all_builders
 
     names = set(all_builders(tuple(PROPERTIES)))
+    # make-tiny teaches these chains side by side: together they are every taught model, each once
+    chained = [name for chain in learns_chains(tuple(PROPERTIES)) for name in chain]
+    assert sorted(chained) == sorted(learns_builders(tuple(PROPERTIES)))
     for prop in PROPERTIES:
         for arm in ("more", "less", "control"):
             ids = [v for k, v in learning.arm_overrides(arm, prop, tiny_models).items() if k.endswith(".id")]
