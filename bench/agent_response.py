@@ -39,7 +39,10 @@ def train(args, arm: str, name: str, sets: list[str], out: Path) -> Path:
     command = [sys.executable, "-m", "mora.cli", "train", "-c", str(args.config), "--root", str(args.run / "data"),
                "--iteration", "1", "--set", f"shards.dataset=learns-{args.property}-{arm}",
                "--set", f"generation.checkpoint={start}", "--set", f"training.output={out / name / arm}"]
-    for s in sets:
+    from mora.evaluation.learning import arm_overrides
+
+    models = {k: v for k, v in arm_overrides(arm, args.property, args.models).items() if k.startswith("generation.")}
+    for s in [f"{k}={v}" for k, v in models.items()] + sets:
         command += ["--set", s]
     subprocess.run(command, check=True, cwd=REPO, capture_output=True)
     return sorted((out / name / arm).glob("iteration=1/*/step-*"))[-1]
