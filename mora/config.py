@@ -317,6 +317,9 @@ class TrainingConfig(_Strict):
                                 "makes from the candidate's own seed, so the agent learns nothing from the selection")
     handoff_grad_steps: int = Field(1, ge=1, le=200, description="sampled hand-off: the last sampling steps "
                                                                  "that carry gradient")
+    caption_dropout: float = Field(0.0, ge=0, lt=1, description="objectives paper and per-agent: the share of "
+                                   "examples trained on the empty prompt (the unconditional prediction guidance "
+                                   "subtracts at generation), drawn per example")
     mode: Literal["lora", "full"] = Field("lora", description="LoRA adapters (peft) or the full transformers")
     lora: LoraSettings = LoraSettings()
     modulation: ModulationConfig = ModulationConfig()

@@ -17,7 +17,7 @@ from mora.agents.text_to_image import TextToImageAgent
 from mora.config import ConfigError, load_config
 from mora.flows.round import dataset_round
 from mora.training import checkpoint as ckpt
-from mora.training.chain import ROLES, snr_weights
+from mora.training.chain import ROLES, drop_captions, snr_weights
 from mora.training.data import collate
 from mora.training.trainer import SelfModulatedTrainer
 from tests.conftest import write_tiny_config
@@ -296,6 +296,30 @@ def test_the_paper_objective_is_one_loss_on_the_final_output_reaching_every_agen
         assert record["factors"][role] == pytest.approx(norm) and float(mods[role].factor().detach()) == norm
         assert norm != pytest.approx(1.0)
     assert record["objective"] == "paper" and "text_to_image" not in record
+
+
+def test_caption_dropout_trains_a_share_of_examples_on_the_empty_prompt(shards, config_file, agree, tmp_path):
+    prompts = [f"prompt {i}" for i in range(400)]
+    untouched = seeded(400)
+    assert drop_captions(prompts, untouched, 0.0) == prompts  # no share: nothing drawn, the noise stays as it was
+    assert [float(torch.rand(1, generator=g)) for g in untouched] == [float(torch.rand(1, generator=g))
+                                                                     for g in seeded(400)]
+    dropped = drop_captions(prompts, seeded(400), 0.3)
+    assert 0.2 < dropped.count("") / 400 < 0.4 and all(d in ("", p) for d, p in zip(dropped, prompts, strict=True))
+    gens = seeded(400)  # each example's draw is its own: a batch split across processes drops the same ones
+    assert drop_captions(prompts[:150], gens[:150], 0.3) + drop_captions(prompts[150:], gens[150:], 0.3) == dropped
+
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **{"training.caption_dropout": 0.5}))
+    chain = trainer.setup()
+    chunk = next(trainer._batches(skip=0))
+    batch = collate(chunk)
+    loss = chain(batch, seeded(len(chunk))).losses
+    draws = seeded(len(chunk))
+    emptied = drop_captions(batch["prompt"], draws, 0.5)
+    assert "" in emptied and any(emptied), emptied  # the seeds of this batch drop some and keep some
+    chain.caption_dropout = 0.0  # the same loss: the emptied prompts, and the noise drawn after the draws
+    assert torch.allclose(chain(batch | {"prompt": emptied}, draws).losses, loss)
+    assert not torch.allclose(chain(batch, seeded(len(chunk))).losses, loss)
 
 
 def test_the_sampled_hand_off_is_the_frame_the_agent_makes_at_generation(shards, config_file, agree, tmp_path):

@@ -64,6 +64,16 @@ def _per_example(err: torch.Tensor) -> torch.Tensor:
     return err.float().flatten(1).mean(1)
 
 
+def drop_captions(prompts: list[str], generators: list[torch.Generator], share: float) -> list[str]:
+    """The prompts the losses are conditioned on, ``share`` of them emptied: caption dropout trains the
+    unconditional prediction too, which guidance subtracts at generation (u + g (c - u)); fitting c alone moves
+    the difference that g multiplies. Each example draws from its own generator (the same however a batch is
+    split), and only when there is a share to draw."""
+    if not share:
+        return list(prompts)
+    return [p if float(torch.rand(1, generator=g)) >= share else "" for p, g in zip(prompts, generators, strict=True)]
+
+
 class PromptCache:
     """Frozen text encoders give a prompt the same embedding every step: encode each prompt once."""
 
@@ -256,12 +266,12 @@ class SelfModulatedChain(nn.Module):
 
     def __init__(self, text_to_image, image_to_video, modulations: dict[str, Modulation] | None,
                  snr_gamma: float | None, objective: str = "paper", handoff: str = "sampled",
-                 sampling: Sampling | None = None, first_frame: str = "estimate"):
+                 sampling: Sampling | None = None, first_frame: str = "estimate", caption_dropout: float = 0.0):
         super().__init__()
         self.t2i, self.i2v = TextToImageStage(text_to_image), ImageToVideoStage(image_to_video)
         self.modulations = nn.ModuleDict(modulations or {})
         self.snr_gamma, self.objective, self.handoff = snr_gamma, objective, handoff
-        self.first_frame = first_frame
+        self.first_frame, self.caption_dropout = first_frame, caption_dropout
         self.preference = None  # objective preference: its PreferenceLoss, set once the trained params exist
         self.sampling = sampling or Sampling(steps=4, guidance=1.0)
 
@@ -281,13 +291,13 @@ class SelfModulatedChain(nn.Module):
         return {role: f / mean for role, f in factors.items()}
 
     def hand_off(self, batch: dict, frames: torch.Tensor, generators: list[torch.Generator], keys: list[str],
-                 mods: dict) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+                 mods: dict, prompts: list[str]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         """``(text-to-image loss or None, the frame handed to image-to-video, frame 0 of the output when it is
         another one)``."""
         own = estimate = None
         estimated = self.objective == "paper" and self.first_frame == "estimate"
         if self.objective == "per-agent" or self.handoff == "estimate" or estimated:
-            own, estimate = self.t2i(frames[:, 0], self.t2i.encode(batch["prompt"]), mods["text_to_image"],
+            own, estimate = self.t2i(frames[:, 0], self.t2i.encode(prompts), mods["text_to_image"],
                                      generators, self.snr_gamma, keys)
             if self.handoff == "estimate":  # handed on: frame 0 of the output already
                 return own, estimate, None
@@ -305,9 +315,10 @@ class SelfModulatedChain(nn.Module):
         device = self.t2i.transformer.device
         frames = batch["frames"].to(device)
         keys = [f"{s}/{c}" for s, c in zip(batch["set_id"], batch["candidate_index"], strict=True)]
-        t2i_loss, handed_on, estimate = self.hand_off(batch, frames, generators, keys, mods)
+        prompts = drop_captions(batch["prompt"], generators, self.caption_dropout)
+        t2i_loss, handed_on, estimate = self.hand_off(batch, frames, generators, keys, mods, prompts)
         final = self.objective == "paper"
-        i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(batch["prompt"]), mods["image_to_video"],
+        i2v_loss = self.i2v(frames, handed_on, self.i2v.encode(prompts), mods["image_to_video"],
                             float(batch["fps"][0]), generators, self.snr_gamma, keys, final=final,
                             output_first=estimate)
         if final:

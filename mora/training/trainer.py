@@ -210,7 +210,8 @@ class SelfModulatedTrainer:
         t = self.training
         self.chain = SelfModulatedChain(pipes["text_to_image"], pipes["image_to_video"], mods or None, t.snr_gamma,
                                         t.objective, t.handoff, Sampling(self.gen.image_steps, self.gen.image_guidance,
-                                                                         t.handoff_grad_steps), t.first_frame)
+                                                                         t.handoff_grad_steps), t.first_frame,
+                                        t.caption_dropout)
         agent_params = [p for role in ROLES for p in pipes[role].transformer.parameters() if p.requires_grad]
         mod_params = list(self.chain.modulations.parameters())
         self.params = agent_params + mod_params
