@@ -39,11 +39,12 @@ $(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 # models side by side, one process per core (measured one after another: colour SD3
 # 150 s and colour LTX 60 s under load, each judge family 220-240 s for 3000 steps), so apart from `make test`
 # (which runs every builder for a few steps); `make test-learns` builds them and runs the tests marked `learns`.
+# --force: make-tiny skips a model whose folder is built, so a changed teacher would otherwise leave the old one.
 learns: $(TINY)/.learns
 
 $(TINY)/.learns: $(TINY)/.complete mora/models/learns.py mora/models/taste.py mora/models/colour.py \
                  mora/models/scenes.py
-	$(VENV)/bin/mora models make-tiny $(TINY) --tastes brightness
+	$(VENV)/bin/mora models make-tiny $(TINY) --tastes brightness --force
 	touch $@
 
 test-learns: lint learns review-env browser
