@@ -351,6 +351,10 @@ class TrainingConfig(_Strict):
             raise ValueError(f"training.batch_size ({self.batch_size}) is smaller than training.processes "
                              f"({self.processes}): every process needs an example per step; set "
                              f"training.batch_size={self.processes} or fewer processes")
+        if self.caption_dropout and self.objective == "preference":
+            raise ValueError("training.caption_dropout applies to objectives paper and per-agent; the preference "
+                             "objective compares both candidates under their prompt; set it to 0 or change "
+                             "training.objective")
         return self
 
 

@@ -101,3 +101,15 @@ def test_a_set_into_a_section_the_preset_leaves_out_keeps_that_sections_defaults
     assert cfg.eval.image_captioner.family == "llava-onevision"
     assert cfg.eval.image_captioner.model.id == "/models/llava-0.5b"
     assert cfg.eval.video_captioner.family == "qwen2-vl" and cfg.eval.items_per_task == 8
+
+
+def test_caption_dropout_is_refused_where_it_would_be_ignored():
+    """The preference objective conditions both candidates on their prompt: a dropout there would do nothing."""
+    with pytest.raises(ConfigError, match=r"^config field 'training': training.caption_dropout applies to objectives "
+                                          r"paper and per-agent; .* set it to 0 or change training.objective"):
+        load_config(REPO / "configs" / "tiny.yaml", {"training.objective": "preference",
+                                                     "training.caption_dropout": "0.1"})
+    with pytest.raises(ConfigError, match=r"'training.caption_dropout': Input should be less than 1"):
+        load_config(REPO / "configs" / "tiny.yaml", {"training.caption_dropout": "1"})
+    cfg = load_config(REPO / "configs" / "tiny.yaml", {"training.caption_dropout": "0.1"})
+    assert cfg.training.caption_dropout == 0.1
