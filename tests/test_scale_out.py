@@ -59,6 +59,16 @@ def cluster():
     nodes.shutdown()
 
 
+def test_the_test_clusters_workers_compete_at_normal_priority(cluster):
+    """Ray's default nice 15 starves its workers on a busy machine (tests/conftest.py): these tests would crawl."""
+    @ray.remote
+    class Worker:
+        def niceness(self) -> int:
+            return os.nice(0)
+
+    assert ray.get(Worker.remote().niceness.remote()) == 0
+
+
 def _plan(config) -> list:
     state = RoundState(config)
     planned = state.load_prompts() or steps.plan_prompts(config, steps.RoundAgents.load(config, {"prompt"}).prompt)
