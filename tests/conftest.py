@@ -24,8 +24,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # its console handler outlives pytest's captured streams
 os.environ.pop("PREFECT_API_URL", None)
 # Ray starts its workers at nice 15 (its worker_niceness). On a machine busy with other work they get a few
-# per cent of a core against normal processes: under two CPU burners one Ray test took 8 minutes and the
-# suite did not finish in 3 hours. The tests' clusters (and the CLI rounds they start) run them at 0.
+# per cent of a core against normal processes: beside two CPU burners one Ray test took 8 minutes, and two
+# fresh-clone passes stalled there. The tests' clusters (and the CLI rounds they start) run them at 0.
 os.environ["RAY_worker_niceness"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
