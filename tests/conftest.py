@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import mora  # noqa: F401  (first: its OpenMP wait policy must be set before any test imports torch)
+
 # Prefect reads its settings at import time: isolate its database before anything imports it.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="mora-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

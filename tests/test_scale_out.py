@@ -28,6 +28,7 @@ from mora.round import driver, ray_engine, steps
 from mora.round.engines import LocalEngine
 from mora.round.placement import unplaceable
 from mora.round.ray_engine import RayEngine
+from mora.round.stages import Generate
 from mora.round.state import RoundState
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,21 @@ def test_the_test_clusters_workers_compete_at_normal_priority(cluster):
             return os.nice(0)
 
     assert ray.get(Worker.remote().niceness.remote()) == 0
+
+
+def test_every_worker_takes_the_drivers_openmp_wait_policy(cluster, tiny_config_file, monkeypatch):
+    """Not the environment Ray's node happened to start in (on another machine: none of mora's)."""
+
+    class Probe(ray_engine.GenerateWorker):
+        def wait_policy(self) -> str:
+            return os.environ["OMP_WAIT_POLICY"]
+
+    monkeypatch.setattr(ray_engine, "GenerateWorker", Probe)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the cluster's node started under mora's PASSIVE
+    config = load_config(tiny_config_file, {**BASE, "runtime.engine": "ray"})
+    worker = RayEngine(config)._start(Generate, config.runtime.ray.generators, "probe-0")
+    assert ray.get(worker.wait_policy.remote()) == "ACTIVE"
+    ray.kill(worker)
 
 
 def _plan(config) -> list:

@@ -92,13 +92,13 @@ class RayEngine:
         r = self.config.runtime
         # Ray gives workers OMP_NUM_THREADS=CPUS; the driver's OpenMP setting instead, since some CPU kernels
         # add in another order under it (frames one level apart, then other video bytes) and a worker must
-        # make what the local engine makes
+        # make what the local engine makes; and its wait policy (mora/__init__.py), on every node
         omp = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
         worker = GenerateWorker if stage_cls is Generate else JudgeWorker
         actor = ray.remote(worker).options(
             num_cpus=stage.cpus, num_gpus=stage.gpus, resources=stage.resources or None,
             max_restarts=r.ray.max_restarts, max_task_retries=0,
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": omp}})
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": omp, "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]}})
         threads = self.threads or effective_threads(r)  # every worker the local engine's count, not its cpus
         return actor.remote(stage_cls, self.config, name, os.getcwd(), threads)
 
