@@ -5,7 +5,7 @@ Each measurement is a fresh process that loads the tiny round's agents once and 
 each (``python -c "while True: pass"``). ``spin`` imports torch before mora, so OpenMP keeps its default
 (threads spin ~300k rounds after every parallel region); ``sleep`` imports mora first (mora/__init__.py:
 OMP_WAIT_POLICY=PASSIVE). Both use the same torch threads and make the same bytes. The variants alternate
-within each repeat. The idle rows are the control: sleeping must not cost there.
+within each repeat. The idle rows are the control: what sleeping costs where nothing else runs.
 Last line: ``speedup=X.XX`` (spin / sleep, medians, at the busiest load).
 """
 
@@ -55,7 +55,7 @@ def measure(variant: str, config: str, prompts: int, busy: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default=str(REPO / "configs" / "tiny.yaml"))
-    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--busy", type=int, nargs="+", default=[0, 2], help="burning processes beside the round")
     args = parser.parse_args()
