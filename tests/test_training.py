@@ -497,6 +497,33 @@ def test_preference_starts_at_log_2_and_learns_the_chosen_side_against_a_fixed_r
     assert (ahead < behind).all()  # it prefers the chosen side of every pair it saw
 
 
+def test_a_start_reference_holds_every_iteration_to_the_loops_starting_agents(shards, config_file, agree, one_step,
+                                                                             tmp_path):
+    """Iterated from a tuned checkpoint, the reference is either that checkpoint (every margin 0 at the first
+    pass) or the agents the loop started from (a fresh adapter, the initial embeddings), whatever came since."""
+    fields = PREFERENCE | {"generation.checkpoint": one_step}
+    fresh = SelfModulatedTrainer(configured(config_file, agree, tmp_path / "fresh", **PREFERENCE))
+    fresh.setup()
+    trainers = {ref: SelfModulatedTrainer(configured(config_file, agree, tmp_path / ref, **fields,
+                                                     **{"training.preference_reference": ref}))
+                for ref in ("iteration", "start")}
+    first = {}
+    for ref, trainer in trainers.items():
+        chain = trainer.setup()
+        batch = collate(next(trainer._batches(skip=0)))
+        with torch.no_grad():
+            first[ref] = chain(batch, seeded(len(batch["prompt"]))).agent_losses
+        held = chain.preference.reference.start
+        assert all(torch.equal(p.detach(), h) for p, h in zip(trainer.params, held, strict=True)) == (
+            ref == "iteration")
+    start, loop_start = trainers["start"].chain.preference.reference.start, [p.detach() for p in fresh.params]
+    assert all(torch.equal(a, b) for a, b in zip(start, loop_start, strict=True))
+    weight = torch.tensor(batch["weight"])
+    for role in ROLES:  # the tuned agents already differ from the start: margins are not 0 against it
+        assert torch.allclose(first["iteration"][role], np.log(2) * weight, atol=1e-6)
+        assert not torch.allclose(first["start"][role], np.log(2) * weight, atol=1e-6)
+
+
 def test_preference_fine_tuning_writes_a_checkpoint_of_both_agents(shards, config_file, agree, tmp_path):
     result = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PREFERENCE,
                                              **{"training.max_steps": 2})).train()

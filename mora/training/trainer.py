@@ -109,6 +109,9 @@ class SelfModulatedTrainer:
         self.ranks = ranks or Ranks()
         self.device = self.ranks.device or torch.device(config.runtime.device)
         self.chain: SelfModulatedChain | None = None
+        t = self.training
+        self._from_start = t.objective == "preference" and t.preference_reference == "start"
+        self.origin: dict[str, list[torch.Tensor]] = {}
 
     def _check_parent(self) -> None:
         parent, t = self.parent_lineage, self.training
@@ -181,12 +184,14 @@ class SelfModulatedTrainer:
                 transformer.add_adapter(LoraConfig(r=t.lora.rank, lora_alpha=t.lora.alpha or t.lora.rank,
                                                    init_lora_weights="gaussian",
                                                    target_modules=t.lora.target_modules))
-            if self.parent and ckpt.has_weights(self.parent_lineage):
-                ckpt.load_lora_into(transformer, type(pipe), self.parent, role)
         else:
-            if self.parent:
-                ckpt.apply_weights(pipe, self.parent, role, self.parent_lineage)
             transformer.requires_grad_(True)
+        if self._from_start:  # the loop's starting weights, before the parent's: the preference reference
+            self.origin[role] = [p.detach().clone() for p in transformer.parameters() if p.requires_grad]
+        if self.parent and t.mode == "lora" and ckpt.has_weights(self.parent_lineage):
+            ckpt.load_lora_into(transformer, type(pipe), self.parent, role)
+        elif self.parent and t.mode == "full":
+            ckpt.apply_weights(pipe, self.parent, role, self.parent_lineage)
         if t.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         pipe.to(self.device) if self.dtype is None else pipe.to(self.device, self.dtype)
@@ -218,8 +223,15 @@ class SelfModulatedTrainer:
         groups = [{"params": agent_params, "weight_decay": self.training.weight_decay}]
         if mod_params:  # no decay on the modulation: its norm is the agent's learned factor
             groups.append({"params": mod_params, "weight_decay": 0.0})
-        if t.objective == "preference":  # the reference: the agents as they start this iteration
-            self.chain.preference = PreferenceLoss(t.preference_beta, Reference(self.params))
+        if t.objective == "preference":  # the reference: the agents as this iteration, or the loop, started
+            start = None
+            if self._from_start:
+                m = t.modulation
+                initial = [initial_modulation(pipes[role], role, m.init, m.token, m.tokens, t.seed)
+                           for role in self.chain.modulations]
+                start = [v for role in ROLES for v in self.origin[role]] + [
+                    p.detach() for mod in initial for p in mod.parameters()]
+            self.chain.preference = PreferenceLoss(t.preference_beta, Reference(self.params, start))
         self.optimizer = torch.optim.AdamW(groups, lr=self.training.learning_rate)
         decay = self.training.ema_decay
         self.ema = EMAModel(self.params, decay=decay, update_after_step=0) if decay else None
