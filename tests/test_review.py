@@ -358,6 +358,18 @@ def test_an_unreliable_reviewer_names_a_random_candidate_as_often_as_it_should()
         Taste(reliability=1.5)
 
 
+def test_an_unreliable_reviewer_draws_its_answer_from_the_candidates_not_the_task():
+    """Task ids depend on what the server held before; two runs of one benchmark arm drew different answers."""
+    from mora.review.scripted import candidates_key
+
+    clips = [np.full((2, 4, 4, 3), level, np.uint8) for level in (10, 200, 50, 90)]
+    assert candidates_key([c.copy() for c in clips]) == candidates_key(clips)
+    assert candidates_key(clips[::-1]) != candidates_key(clips)
+    changed = [c.copy() for c in clips]
+    changed[2][0, 0, 0, 0] += 1
+    assert candidates_key(changed) != candidates_key(clips)
+
+
 def _disjoint(a: dict, b: dict) -> bool:
     return (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or a["y"] + a["height"] <= b["y"]
             or b["y"] + b["height"] <= a["y"])
