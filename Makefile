@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED = false
 round: setup tiny
 	$(VENV)/bin/mora round --config configs/tiny.yaml
 
-test: lint tiny review-env browser
+test: lint tiny learns review-env browser
 	$(PY) -m pytest -q
 
 setup: $(STAMP)
@@ -35,10 +35,10 @@ $(TINY)/.complete: $(STAMP) mora/models/tiny.py mora/models/tiny_eval.py
 	$(VENV)/bin/mora models make-tiny $(TINY) --force
 	touch $@
 
-# configs/tiny-learns.yaml's taught models (issue 21): ~10 min of teaching, one thread per model and the independent
-# models side by side, one process per core (measured one after another: colour SD3
-# 150 s and colour LTX 60 s under load, each judge family 220-240 s for 3000 steps), so apart from `make test`
-# (which runs every builder for a few steps); `make test-learns` builds them and runs the tests marked `learns`.
+# configs/tiny-learns.yaml's taught models (issue 21): minutes of teaching, one thread per model and the
+# independent models side by side, one process per core (measured one after another: colour SD3 150 s, colour LTX
+# ~330 s at 1500 steps, each judge family 220-240 s for 3000 steps, under load). `make test` builds them: the suite
+# asks that the loop learns with them; `make test-learns` builds them and runs only their tests.
 # --force: make-tiny skips a model whose folder is built, so a changed teacher would otherwise leave the old one.
 learns: $(TINY)/.learns
 

@@ -306,11 +306,12 @@ class TrainingConfig(_Strict):
                              "candidates, against the agents as the iteration started")
     preference_beta: float = Field(5000.0, gt=0, description="objective preference: DPO's beta on the mean "
                                                              "squared velocity error (Diffusion-DPO's SD 1.5 value)")
-    preference_reference: Literal["iteration", "start"] = Field(
-        "iteration", description="objective preference, the reference the agents' errors are compared with: "
-                                 "iteration: the agents as this iteration started (each iteration's DPO from its "
-                                 "own data); start: the agents as the loop started (the base weights and initial "
-                                 "embeddings), one anchor for every iteration")
+    preference_reference: Literal["start", "iteration"] = Field(
+        "start", description="objective preference, the reference the agents' errors are compared with: start: "
+                             "the agents as the loop started (the base weights and initial embeddings), one anchor "
+                             "for every iteration, as DPO holds a policy to its starting model; iteration: the "
+                             "agents as this iteration started, so iterations compound (on bench/loop_learns.py "
+                             "the control then drifted twice as far)")
     handoff: Literal["sampled", "estimate"] = Field(
         "sampled", description="the first frame handed to the image-to-video agent: sampled by the text-to-image "
                                "agent as at generation (the candidate's seed, steps and guidance); estimate: a "

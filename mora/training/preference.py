@@ -5,10 +5,10 @@ the winners alone (the paper's objective) also fits what they share, the look of
 guided samples: on the tiny-learns benchmark that moved the control arm about as far as the arm whose
 judges preferred darker videos. Here each accepted set gives its winner against each other passing
 candidate (``mora.datasets.pairs``), and each agent's flow-matching error on the two, with the same
-noise and noise level, is compared with the same errors of the reference: the agents as the iteration
-started (the adapters and modulation of the checkpoint that made its data), or with
-``training.preference_reference: start`` as the loop started (zero adapters, the initial embeddings), so
-that every iteration is held to one anchor and iterations do not compound. Per pair (Wallace et al.,
+noise and noise level, is compared with the same errors of the reference: the agents as the loop started
+(adapters that add nothing, the initial embeddings), so that every iteration is held to one anchor and
+iterations do not compound; or, with ``training.preference_reference: iteration``, as this iteration
+started (the adapters and modulation of the checkpoint that made its data). Per pair (Wallace et al.,
 2023, with the velocity error in place of the noise error):
 ``-log sigmoid(-beta / 2 * ((err_chosen - err_rejected) - (ref_chosen - ref_rejected)))``, times the
 pair's weight. The text-to-image agent is scored on the first frames, the image-to-video agent on each
@@ -37,8 +37,8 @@ def same_draws(generators: list[torch.Generator]) -> list[torch.Generator]:
 
 
 class Reference:
-    """The trained parameters as the iteration started (or ``start``: their values as the loop started),
-    put in place for the reference's passes.
+    """The trained parameters as the iteration started (or ``start``: their values as the loop started), put
+    in place for the reference's passes.
 
     Holds one copy of the trained parameters (the adapters and modulation embeddings under LoRA; the
     whole transformers under ``training.mode: full``, which doubles their memory)."""
