@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from mora.cli_env import prefect_defaults  # noqa: E402 - after the path, before Prefect is imported
@@ -104,6 +106,7 @@ def report(by_arm: dict, loads: dict, seconds: dict, prop: str) -> dict:
             "slope": slope.mean, "slope_half_width": slope.half_width,
             "drift": drift.mean, "drift_half_width": drift.half_width,
             "within_iteration_0_interval": all(estimates[0].covers(e.mean) for e in estimates[1:]),
+            "spread": [float(np.std(v)) for v in values],
             "review": loads[arm], "seconds": round(seconds[arm], 1)}
     if "more" in by_arm and "less" in by_arm:
         sep, diff = learning.separation(by_arm["more"], by_arm["less"])
@@ -122,13 +125,14 @@ def table(rep: dict):
     t.add_column("arm")
     for k in range(iterations):
         t.add_column(f"it {k}" if k else "it 0 (base)", justify="right")
-    for col in ("slope / it", "drift it0->last", "reviewed sets", "reviewer named preferred"):
+    for col in ("slope / it", "drift it0->last", "spread it0->last", "reviewed sets", "reviewer named preferred"):
         t.add_column(col, justify="right")
     for arm, a in arms.items():
         r = a["review"]
         t.add_row(arm, *[f"{m:.4f} ± {h:.4f}" for m, h in zip(a["mean"], a["half_width"], strict=True)],
                   f"{a['slope']:+.4f} ± {a['slope_half_width']:.4f}",
                   f"{a['drift']:+.4f} ± {a['drift_half_width']:.4f}",
+                  f"{a['spread'][0]:.3f} -> {a['spread'][-1]:.3f}",
                   f"{r['reviewed']}/{r['sets']} ({r['share']:.0%})",
                   "-" if r["named_preferred"] is None else f"{r['named_preferred']:.0%} of {r['answers']}")
     return t
@@ -143,16 +147,21 @@ def plot(by_arm: dict, prop: str, path: Path, subtitle: str) -> None:
     from mora.evaluation import learning
 
     colours = {"more": "tab:orange", "less": "tab:blue", "control": "tab:grey"}
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    # the spread beside the mean: selecting the brightest of four can teach more extreme videos, not brighter ones
+    fig, (ax, spread) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
     for arm, values in by_arm.items():
         est = [learning.estimate(v) for v in values]
         x = range(len(values))
         ax.errorbar(x, [e.mean for e in est], yerr=[e.half_width for e in est], marker="o", capsize=3,
                     label=arm, color=colours.get(arm))
-    ax.set_xlabel("iteration (0: the agents before fine-tuning)")
+        spread.plot(x, [float(np.std(v)) for v in values], marker="o", label=arm, color=colours.get(arm))
+    ticks = range(len(next(iter(by_arm.values()))))
+    for axis in (ax, spread):
+        axis.set_xlabel("iteration (0: the agents before fine-tuning)")
+        axis.set_xticks(ticks)
     ax.set_ylabel(f"{prop} of evaluation videos (mean, 95% CI)")
-    ax.set_xticks(range(len(next(iter(by_arm.values())))))
-    ax.set_title(f"Does the loop learn?\n{subtitle}", fontsize=9)
+    spread.set_ylabel("standard deviation over evaluation videos")
+    fig.suptitle(f"Does the loop learn?\n{subtitle}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +208,6 @@ def main() -> None:
                         help="no loop: one report from the loop-learns.json of runs made side by side")
     args = parser.parse_args()
 
-    import numpy as np
     from rich.console import Console
 
     from mora.cli_env import flow_settings
@@ -276,8 +284,6 @@ def finish(rep: dict, by_arm: dict, work: Path, args, console) -> None:
 def combine(paths: list[str], args, console) -> None:
     """One report from runs of single arms made side by side (``--arms more`` and ``--arms less`` ... each
     in its own process: on a shared CPU they finish sooner together than one after another)."""
-    import numpy as np
-
     from mora.evaluation.learning import planned_candidates
 
     runs = [json.loads(Path(p).read_text()) for p in paths]
