@@ -206,6 +206,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override field=VALUE (every arm)")
     parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                         help="no loop: one report from the loop-learns.json of runs made side by side")
+    parser.add_argument("--replicates", nargs="+", default=None, metavar="JSON",
+                        help="no loop: the run-to-run spread of whole runs (another --seed each): each arm's "
+                             "change over runs, and the separation over runs")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -219,6 +222,8 @@ def main() -> None:
     console = Console()
     if args.combine:
         return combine(args.combine, args, console)
+    if args.replicates:
+        return replicates(args.replicates, args, console)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     try:
         learning.check_models(args.property, args.models, arms)
@@ -313,6 +318,81 @@ def combine(paths: list[str], args, console) -> None:
     work = Path(args.out or tempfile.mkdtemp(prefix="mora-loop-learns-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     finish(rep, by_arm, work, args, console)
+
+
+def replicates(paths: list[str], args, console) -> None:
+    """Whole runs as the unit: a run's intervals are over its evaluation videos, and say nothing of how
+    another run (other reviewer answers, so other winners) would have gone. Intervals here use Student's t
+    over the runs."""
+    from rich.table import Table
+    from scipy import stats
+
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    if len(runs) < 2:
+        raise SystemExit("error: --replicates needs the loop-learns.json of two runs or more")
+    first = runs[0]["settings"]
+    for key in ("property", "iterations", "prompts", "reliability", "eval_seeds", "eval_prompts", "eval_count", "set",
+                "arms", "config"):
+        other = [p for p, r in zip(paths, runs, strict=True) if r["settings"].get(key) != first.get(key)]
+        if other:
+            raise SystemExit(f"error: {other[0]} ran with another --{key.replace('_', '-')}; replicate like runs")
+    arms = list(runs[0]["arms"])
+    t95 = float(stats.t.ppf(0.975, len(runs) - 1))
+
+    def over_runs(values: list[float]) -> tuple[float, float]:
+        v = np.asarray(values, dtype=np.float64)
+        return float(v.mean()), t95 * float(v.std(ddof=1)) / np.sqrt(len(v))
+
+    drifts = {arm: [r["arms"][arm]["drift"] for r in runs] for arm in arms}
+    gap = [r["arms"]["more"]["drift"] - r["arms"]["less"]["drift"] for r in runs]
+    t = Table(title=f"{runs[0]['property']}: change from iteration 0 to the last, per run and over {len(runs)} runs")
+    t.add_column("run")
+    for arm in arms:
+        t.add_column(arm, justify="right")
+    t.add_column("more - less", justify="right")
+    t.add_column("separation in the run", justify="right")
+    for path, run, g in zip(paths, runs, gap, strict=True):
+        t.add_row(f"seed {run['settings']['seed']} ({Path(path).parent.name})",
+                  *[f"{run['arms'][arm]['drift']:+.4f}" for arm in arms], f"{g:+.4f}", f"{run['separation']:.1f}")
+    summary = {arm: over_runs(drifts[arm]) for arm in arms} | {"more - less": over_runs(gap)}
+    t.add_row("mean ± 95% (t)", *[f"{m:+.4f} ± {h:.4f}" for m, h in summary.values()], "")
+    console.print(t)
+    mean, half = summary["more - less"]
+    separation = mean / (half / t95) if half else float("nan")
+    colours = {"more": "tab:orange", "less": "tab:blue", "control": "tab:grey"}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, spread) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+    for i, run in enumerate(runs):
+        for arm in arms:
+            values = np.asarray(run["values"][arm])
+            label = arm if i == 0 else None
+            ax.plot(values.mean(axis=1), marker="o", color=colours.get(arm), alpha=0.8, label=label,
+                    linestyle=("-", "--", ":", "-.")[i % 4])
+            spread.plot(values.std(axis=1), marker="o", color=colours.get(arm), alpha=0.8,
+                        linestyle=("-", "--", ":", "-.")[i % 4])
+    for axis in (ax, spread):
+        axis.set_xlabel("iteration (0: the agents before fine-tuning)")
+    ax.set_ylabel(f"{runs[0]['property']} of evaluation videos (mean)")
+    spread.set_ylabel("standard deviation over evaluation videos")
+    fig.suptitle(f"Does the loop learn? {len(runs)} runs (line style), reviewers' seeds "
+                 f"{', '.join(str(r['settings']['seed']) for r in runs)}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    work = Path(args.out or tempfile.mkdtemp(prefix="mora-loop-learns-")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    figure = Path(args.plot or work / "loop-learns-replicates.png")
+    fig.savefig(figure)
+    plt.close(fig)
+    rep = {"runs": paths, "drifts": drifts, "more_minus_less": gap, "t95": t95,
+           "over_runs": {k: {"mean": m, "half_width": h} for k, (m, h) in summary.items()},
+           "separations": [r["separation"] for r in runs], "separation_over_runs": separation}
+    (work / "loop-learns-replicates.json").write_text(json.dumps(rep, indent=2))
+    print(f"plot: {figure}; numbers: {work / 'loop-learns-replicates.json'}")
+    print(f"separation={separation:.1f}")
 
 
 if __name__ == "__main__":
