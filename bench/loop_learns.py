@@ -376,6 +376,7 @@ def replicates(paths: list[str], args, console) -> None:
                         linestyle=("-", "--", ":", "-.")[i % 4])
     for axis in (ax, spread):
         axis.set_xlabel("iteration (0: the agents before fine-tuning)")
+        axis.set_xticks(range(runs[0]["settings"]["iterations"] + 1))
     ax.set_ylabel(f"{runs[0]['property']} of evaluation videos (mean)")
     spread.set_ylabel("standard deviation over evaluation videos")
     fig.suptitle(f"Does the loop learn? {len(runs)} runs (line style), reviewers' seeds "
