@@ -36,6 +36,8 @@ from mora.cli_env import prefect_defaults  # noqa: E402 - after the path, before
 prefect_defaults(tempfile.mkdtemp(prefix="mora-bench-prefect-"), log_level="WARNING")
 
 ARMS = ("more", "less", "control")
+COLOURS = {"more": "tab:orange", "less": "tab:blue", "control": "tab:grey"}
+LINES = ("-", "--", ":", "-.")  # one per run in --replicates
 LABEL_STUDIO_TEMPLATE = REPO / ".mora" / "cache" / "label-studio"  # a migrated data folder (tests cache it)
 
 
@@ -146,15 +148,14 @@ def plot(by_arm: dict, prop: str, path: Path, subtitle: str) -> None:
 
     from mora.evaluation import learning
 
-    colours = {"more": "tab:orange", "less": "tab:blue", "control": "tab:grey"}
     # the spread beside the mean: selecting the brightest of four can teach more extreme videos, not brighter ones
     fig, (ax, spread) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
     for arm, values in by_arm.items():
         est = [learning.estimate(v) for v in values]
         x = range(len(values))
         ax.errorbar(x, [e.mean for e in est], yerr=[e.half_width for e in est], marker="o", capsize=3,
-                    label=arm, color=colours.get(arm))
-        spread.plot(x, [float(np.std(v)) for v in values], marker="o", label=arm, color=colours.get(arm))
+                    label=arm, color=COLOURS.get(arm))
+        spread.plot(x, [float(np.std(v)) for v in values], marker="o", label=arm, color=COLOURS.get(arm))
     ticks = range(len(next(iter(by_arm.values()))))
     for axis in (ax, spread):
         axis.set_xlabel("iteration (0: the agents before fine-tuning)")
@@ -359,7 +360,6 @@ def replicates(paths: list[str], args, console) -> None:
     console.print(t)
     mean, half = summary["more - less"]
     separation = mean / (half / t95) if half else float("nan")
-    colours = {"more": "tab:orange", "less": "tab:blue", "control": "tab:grey"}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -370,10 +370,10 @@ def replicates(paths: list[str], args, console) -> None:
         for arm in arms:
             values = np.asarray(run["values"][arm])
             label = arm if i == 0 else None
-            ax.plot(values.mean(axis=1), marker="o", color=colours.get(arm), alpha=0.8, label=label,
-                    linestyle=("-", "--", ":", "-.")[i % 4])
-            spread.plot(values.std(axis=1), marker="o", color=colours.get(arm), alpha=0.8,
-                        linestyle=("-", "--", ":", "-.")[i % 4])
+            ax.plot(values.mean(axis=1), marker="o", color=COLOURS.get(arm), alpha=0.8, label=label,
+                    linestyle=LINES[i % len(LINES)])
+            spread.plot(values.std(axis=1), marker="o", color=COLOURS.get(arm), alpha=0.8,
+                        linestyle=LINES[i % len(LINES)])
     for axis in (ax, spread):
         axis.set_xlabel("iteration (0: the agents before fine-tuning)")
         axis.set_xticks(range(runs[0]["settings"]["iterations"] + 1))
