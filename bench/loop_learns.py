@@ -251,20 +251,19 @@ def main() -> None:
 
     prompts = (learning.held_out_prompts(args.eval_count) if args.eval_prompts == "heldout"
                else learning.evaluation_prompts())
-    seeds = list(range(args.eval_seeds))
+    items = learning.evaluation_items(prompts, args.eval_seeds)
     seen = {arm: learning.trained_on(root, run["overrides"]["shards.dataset"], prompts) for arm, run in runs.items()}
     base_cfg = load_config(args.config, runs[arms[0]]["overrides"])
-    console.log(f"evaluating: {len(prompts)} prompts x {len(seeds)} seeds per checkpoint")
+    console.log(f"evaluating: {len(prompts)} prompts x {args.eval_seeds} seeds per checkpoint")
     start = learning.checkpoint_after(base_cfg, 0)  # the start checkpoint the loop generated with at first
-    values = {0: learning.measure(base_cfg, str(start) if start else None, args.property, prompts, seeds)}
+    values = {0: learning.measure(base_cfg, str(start) if start else None, args.property, items)}
     by_arm: dict[str, np.ndarray] = {}
     for arm, run in runs.items():
         cfg = load_config(args.config, run["overrides"])
         series = [values[0]]
         for k in range(1, args.iterations + 1):
             checkpoint = learning.checkpoint_after(cfg, k)
-            series.append(learning.measure(cfg, str(checkpoint) if checkpoint else None, args.property, prompts,
-                                           seeds))
+            series.append(learning.measure(cfg, str(checkpoint) if checkpoint else None, args.property, items))
         by_arm[arm] = np.stack(series)
     rep = report(by_arm, {arm: review_load(run) for arm, run in runs.items()},
                  {arm: run["seconds"] for arm, run in runs.items()}, args.property)

@@ -110,6 +110,14 @@ def test_every_arm_and_property_names_models_that_make_tiny_builds(tiny_models):
         learning.check_models("saturation", tiny_models / "nowhere", ["more"])
 
 
+def test_every_evaluation_video_draws_its_own_seed_the_same_every_time():
+    items = learning.evaluation_items(["a", "b", "c"], 4)
+    assert [p for p, _ in items] == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    assert len({seed for _, seed in items}) == 12  # no seed shared between prompts: 12 draws, not 4
+    assert learning.evaluation_items(["a", "b", "c"], 4) == items
+    assert learning.evaluation_items(["a", "b"], 4) == items[:8]  # one prompt's seeds do not depend on the count
+
+
 def test_separation_is_the_paired_slope_difference_in_standard_errors():
     rng = np.random.default_rng(0)
     items = rng.normal(0.5, 0.1, 40)  # the same evaluation videos in both arms
@@ -133,7 +141,8 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(learns_models, 
     # no set both judges agreed on, so nothing to train on; its disagreements are dropped here (no reviewer).
     # 16 held-out prompts x 2 seeds: at 8 x 2 the same run measured separation 2.3
     small = {"shards.root": str(tmp_path / "data"), "self_train.iterations": "2", "self_train.review": "skip"}
-    prompts, seeds = learning.held_out_prompts(16), [0, 1]
+    prompts = learning.held_out_prompts(16)
+    items = learning.evaluation_items(prompts, 2)
     moved, base = {}, None
     for arm in ("more", "less"):
         overrides = learning.arm_overrides(arm, "brightness", learns_models) | small
@@ -143,8 +152,8 @@ def test_two_iterations_of_more_and_less_move_the_property_apart(learns_models, 
         if base is None:
             start = learning.checkpoint_after(cfg, 0)  # the start checkpoint iteration 1 generated with
             assert ckpt.read_lineage(start)["iteration"] == 0
-            base = learning.measure(cfg, str(start), "brightness", prompts, seeds)
-        after = [learning.measure(cfg, str(learning.checkpoint_after(cfg, k)), "brightness", prompts, seeds)
+            base = learning.measure(cfg, str(start), "brightness", items)
+        after = [learning.measure(cfg, str(learning.checkpoint_after(cfg, k)), "brightness", items)
                  for k in (1, 2)]
         moved[arm] = np.stack([base, *after])
         assert learning.trained_on(tmp_path / "data", cfg.shards.dataset, prompts) == 0

@@ -2,7 +2,10 @@
 and how far it moved, with intervals.
 
 Every checkpoint makes the same videos: fixed evaluation prompts (never training prompts), each with
-the same seeds, through the public text-to-video procedure. So the videos of two
+the same seeds, through the public text-to-video procedure. Every (prompt, seed) item has a seed of its own:
+with one seed list shared by every prompt, the tiny generator's brightness was set more by the seed than by
+the prompt (seed means 0.233 to 0.280 where prompt means spread 0.017), so 24 prompts x 4 seeds were about 4
+independent videos and their intervals far too narrow. So the videos of two
 checkpoints (or two arms of an experiment) are pairs, and a change is measured item by item: the
 slope of the property over iterations per (prompt, seed), then the mean over items with its standard
 error. Pure numpy apart from ``measure``, which makes the videos.
@@ -21,6 +24,7 @@ from mora.config import ConfigError, RoundConfig
 from mora.evaluation import evalset
 from mora.evaluation.properties import property_function
 from mora.models.taste import taste_name
+from mora.seeds import derive_seed
 
 Z95 = 1.959964
 
@@ -55,10 +59,16 @@ def trained_on(root: Path, dataset: str, prompts: list[str]) -> int:
     return len(set(prompts) & seen)
 
 
-def measure(config: RoundConfig, checkpoint: str | None, name: str, prompts: list[str], seeds: list[int],
+def evaluation_items(prompts: list[str], per_prompt: int) -> list[tuple[str, int]]:
+    """``(prompt, seed)`` per evaluation video, prompt-major, every seed its own draw."""
+    return [(prompt, derive_seed(HELD_OUT_SEED, "evaluation", i, k)) for i, prompt in enumerate(prompts)
+            for k in range(per_prompt)]
+
+
+def measure(config: RoundConfig, checkpoint: str | None, name: str, items: list[tuple[str, int]],
             log: Callable[[str], None] | None = None) -> np.ndarray:
-    """``[len(prompts) * len(seeds)]``: the property of the video each (prompt, seed) makes with ``checkpoint``
-    (None: the base models), in prompt-major order. The agents are released afterwards."""
+    """``[len(items)]``: the property of the video each (prompt, seed) makes with ``checkpoint`` (None: the
+    base models). The agents are released afterwards."""
     from mora.agents.loading import GENERATION_KINDS, release
     from mora.evaluation.runner import with_checkpoint
     from mora.procedures.single import text_to_video
@@ -68,10 +78,10 @@ def measure(config: RoundConfig, checkpoint: str | None, name: str, prompts: lis
     tools = Toolbox(with_checkpoint(config, checkpoint))
     values = []
     try:
-        for i, prompt in enumerate(prompts):
-            values += [prop(text_to_video(tools, prompt=prompt, seed=seed).frames) for seed in seeds]
-            if log:
-                log(f"evaluation prompt {i + 1}/{len(prompts)}")
+        for i, (prompt, seed) in enumerate(items):
+            values.append(prop(text_to_video(tools, prompt=prompt, seed=seed).frames))
+            if log and (i + 1) % 8 == 0:
+                log(f"evaluation video {i + 1}/{len(items)}")
     finally:
         release(GENERATION_KINDS)
     return np.array(values)
