@@ -45,12 +45,17 @@ def _check(root: Path, dataset: str, iterations: list[int]) -> None:
 def pairs_cmd(root: Path = ROOT, dataset: str = DATASET, iteration: list[int] = ITERATION,
               out: Path = typer.Option(..., "--out", help="FILE.parquet, or FILE.json with --format videodpo"),
               format_: str = typer.Option("parquet", "--format", help="parquet (videos as bytes) | videodpo "
-                                                                          "(JSON + videos/ beside it)")) -> None:
+                                                                          "(JSON + videos/ beside it)"),
+              order: str = typer.Option("winner", "--order", help="winner: each set's winner against each other "
+                                                                  "candidate | consensus: also the pairs of the others "
+                                                                  "that all its judges order alike")) -> None:
     """Preference pairs (chosen, rejected) from decided sets, for DPO-style training."""
-    from mora.datasets.pairs import FORMATS, write_pairs, write_videodpo
+    from mora.datasets.pairs import FORMATS, ORDERS, write_pairs, write_videodpo
 
     if format_ not in FORMATS:
         _fail(f"--format '{format_}' is unknown; use one of {', '.join(FORMATS)}")
+    if order not in ORDERS:
+        _fail(f"--order '{order}' is unknown; use one of {', '.join(ORDERS)}")
     _check(root, dataset, iteration)
     from mora.folders import writable_file, writable_folder
 
@@ -59,7 +64,7 @@ def pairs_cmd(root: Path = ROOT, dataset: str = DATASET, iteration: list[int] = 
         _writable(writable_folder, out.parent / "videos", "--out's videos folder")
     with console.status("writing preference pairs"):
         writer = write_pairs if format_ == "parquet" else write_videodpo
-        count = writer(root, dataset, out, iteration or None)
+        count = writer(root, dataset, out, iteration or None, order)
     console.print(f"{count} pairs written to {out}" + (f" (videos in {out.parent / 'videos'})"
                                                         if format_ == "videodpo" else ""))
 

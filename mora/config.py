@@ -313,6 +313,11 @@ class TrainingConfig(_Strict):
                              "agents as this iteration started, so iterations compound (bench/loop_learns.py, 4 "
                              "iterations: the control drifted +0.030 in one run, against +0.013 on average over "
                              "three runs with start)")
+    pairs: Literal["winner", "consensus"] = Field(
+        "winner", description="objective preference, the pairs of an accepted set: winner: its winner against each "
+                              "other passing candidate (the paper's top-1); consensus: those, and every pair of the "
+                              "other candidates that all its judges order the same way (mora/datasets/pairs.py: the "
+                              "winner against the rest rewards spread as well as the taste)")
     handoff: Literal["sampled", "estimate"] = Field(
         "sampled", description="the first frame handed to the image-to-video agent: sampled by the text-to-image "
                                "agent as at generation (the candidate's seed, steps and guidance); estimate: a "

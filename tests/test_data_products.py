@@ -295,3 +295,13 @@ def test_pairs_follow_a_reviewers_full_order_when_there_is_one():
     ranked = made({"choice": "candidate_2", "ranking": ["candidate_2", "candidate_0", "candidate_3", "candidate_1"]})
     assert set_pairs(ranked) == ([(2, 0), (2, 3), (2, 1), (0, 3), (0, 1), (3, 1)], "reviewer_ranking")
     assert set_pairs(made(None, decision="discarded", winner=None)) == ([], "")
+    # consensus: also every order of the others that all judges who ranked give (an abstention does not count)
+    judged = made(None)
+    judges = [{"ranking": [2, 0, 1, 3], "abstained": False}, {"ranking": [2, 1, 0, 3], "abstained": False},
+              {"ranking": [], "abstained": True}]
+    judged.rows[0]["judges"] = judges
+    assert set_pairs(judged, "consensus") == ([(2, 0), (2, 1), (2, 3), (0, 3), (1, 3)], "judges_consensus")
+    assert set_pairs(judged, "winner") == ([(2, 0), (2, 1), (2, 3)], "winner")
+    assert set_pairs(ranked, "consensus")[1] == "reviewer_ranking"  # a reviewer's full order comes first
+    with pytest.raises(ValueError, match="pair order 'best' is unknown"):
+        set_pairs(judged, "best")

@@ -471,6 +471,29 @@ def test_preference_pairs_are_each_sets_winner_against_its_other_candidates(shar
                                                                                     example["rejected"])
 
 
+def test_consensus_pairs_add_every_order_all_judges_give_the_other_candidates(shards, config_file, agree, tmp_path):
+    from mora.datasets.sets import stream_sets
+
+    fields = PREFERENCE | {"training.pairs": "consensus"}
+    trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **fields))
+    winner_only = SelfModulatedTrainer(configured(config_file, agree, tmp_path / "winner", **PREFERENCE)).examples
+    sets = {s.set_id: s for s in stream_sets(shards.shards.root, shards.shards.dataset, [shards.iteration])}
+    pairs: dict[str, set] = {}
+    rows = [row for row, _ in trainer.data.rows()]
+    for row in rows:
+        pairs.setdefault(row["set_id"], set()).add((row["chosen_index"], row["rejected_index"]))
+    for set_id, got in pairs.items():
+        s = sets[set_id]
+        orders = [j["ranking"] for j in s.first["judges"] if not j["abstained"]]
+        others = set(s.passing) - {s.winner}
+        expected = {(s.winner, c) for c in others} | {
+            (a, b) for a in others for b in others if a != b and all(o.index(a) < o.index(b) for o in orders)}
+        assert got == expected and len(orders) == 2
+        assert all(r["weight"] == pytest.approx(1 / len(expected)) for r in rows if r["set_id"] == set_id)
+        assert all(r["order_source"] == "judges_consensus" for r in rows if r["set_id"] == set_id)
+    assert trainer.examples == len(rows) > winner_only  # the judges agreed beyond their winner somewhere
+
+
 def test_preference_starts_at_log_2_and_learns_the_chosen_side_against_a_fixed_reference(shards, config_file, agree,
                                                                                        tmp_path):
     trainer = SelfModulatedTrainer(configured(config_file, agree, tmp_path, **PREFERENCE,

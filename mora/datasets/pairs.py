@@ -1,9 +1,15 @@
 """Preference pairs for DPO-style training, from decided candidate sets.
 
 A set accepted by the judges or by people gives its winner against each other candidate that passed
-the gates (a winner and three passing losers: three pairs). When a reviewer gave a full order of the
-candidates (a ``ranking`` in the review), every (better, worse) pair of that order among passing
-candidates is used instead. ``weight`` is 1 / (pairs from the set), so each decided set weighs the
+the gates (a winner and three passing losers: three pairs; ``order="winner"``, the paper's top-1). With
+``order="consensus"`` it also gives every pair of the other candidates that every judge who ranked the set
+orders the same way. Why: the winner against the rest always sets the best of four against typical
+candidates, and a generator raises that margin as much by spreading out (more of both tails) as by moving
+toward the taste: for a Gaussian, the winner-against-rest pairs push its log-spread up by
+3 E[x_1^2] - E[x_2^2 + x_3^2 + x_4^2] > 0 (ordered draws, centred), while the full order's six pairs push it by
+3 E[x_1^2] + E[x_2^2] - E[x_3^2] - 3 E[x_4^2] = 0 and move only its mean. When a reviewer gave a full
+order of the candidates (a ``ranking`` in the review), every (better, worse) pair of that order among
+passing candidates is used instead. ``weight`` is 1 / (pairs from the set), so each decided set weighs the
 same in a weighted loss however many losers it had. Discarded and undecided sets give no pairs.
 
 Written streaming: one set's videos and one row group of pairs in memory at a time.
@@ -35,16 +41,25 @@ PAIR_SCHEMA = pa.schema([
     ("rejected_video", pa.binary()),
     ("fps", pa.float32()),
     ("decision_source", pa.string()),  # judges | human
-    ("order_source", pa.string()),  # winner (winner against each loser) | reviewer_ranking
+    ("order_source", pa.string()),  # winner (winner against each loser) | judges_consensus | reviewer_ranking
     ("criterion", pa.string()),
     ("weight", pa.float64()),
 ])
 FORMATS = ("parquet", "videodpo")
+ORDERS = ("winner", "consensus")
 ROW_GROUP = 64
 
 
-def set_pairs(candidate_set: CandidateSetRows) -> tuple[list[tuple[int, int]], str]:
+def judges_agree(judges: list[dict] | None, a: int, b: int) -> bool:
+    """Every judge that ranked (did not abstain) puts ``a`` above ``b``; at least one did."""
+    orders = [j["ranking"] for j in judges or [] if not j.get("abstained") and j.get("ranking")]
+    return bool(orders) and all(a in o and b in o and o.index(a) < o.index(b) for o in orders)
+
+
+def set_pairs(candidate_set: CandidateSetRows, order: str = "winner") -> tuple[list[tuple[int, int]], str]:
     """(chosen, rejected) candidate pairs of one set, and where their order comes from."""
+    if order not in ORDERS:
+        raise ValueError(f"pair order '{order}' is unknown; use one of {', '.join(ORDERS)}")
     first = candidate_set.first
     winner = candidate_set.winner
     if first["decision"] != ACCEPTED or winner is None:
@@ -52,15 +67,21 @@ def set_pairs(candidate_set: CandidateSetRows) -> tuple[list[tuple[int, int]], s
     passing = set(candidate_set.passing) | {winner}
     ranking = (first["review"] or {}).get("ranking")  # best first: indices or candidate_K names
     if ranking:
-        order = [c for c in (int(str(r).removeprefix("candidate_")) for r in ranking) if c in passing]
-        return list(combinations(order, 2)), "reviewer_ranking"
-    return [(winner, c) for c in sorted(passing) if c != winner], "winner"
+        ranked = [c for c in (int(str(r).removeprefix("candidate_")) for r in ranking) if c in passing]
+        return list(combinations(ranked, 2)), "reviewer_ranking"
+    pairs = [(winner, c) for c in sorted(passing) if c != winner]
+    if order == "winner":
+        return pairs, "winner"
+    others = sorted(passing - {winner})
+    agreed = [(a, b) for a in others for b in others if a != b and judges_agree(first.get("judges"), a, b)]
+    return pairs + agreed, "judges_consensus"
 
 
-def iter_pairs(root: Path, dataset: str, iterations: list[int] | None = None) -> Iterator[dict]:
+def iter_pairs(root: Path, dataset: str, iterations: list[int] | None = None, order: str = "winner"
+               ) -> Iterator[dict]:
     """Pair rows in ``PAIR_SCHEMA``, set by set."""
     for s in stream_sets(root, dataset, iterations, META + ["video", "fps"], batch_rows=8):
-        pairs, source = set_pairs(s)
+        pairs, source = set_pairs(s, order)
         by_index = {r["candidate_index"]: r for r in s.rows}
         for chosen, rejected in pairs:
             first = s.first
@@ -72,7 +93,8 @@ def iter_pairs(root: Path, dataset: str, iterations: list[int] | None = None) ->
                    "criterion": first["criterion"], "weight": 1.0 / len(pairs)}
 
 
-def write_pairs(root: Path, dataset: str, out: Path, iterations: list[int] | None = None) -> int:
+def write_pairs(root: Path, dataset: str, out: Path, iterations: list[int] | None = None, order: str = "winner"
+                ) -> int:
     """The pairs as one Parquet file (written atomically); the number of pairs."""
     count = 0
 
@@ -80,7 +102,7 @@ def write_pairs(root: Path, dataset: str, out: Path, iterations: list[int] | Non
         nonlocal count
         with pq.ParquetWriter(tmp, PAIR_SCHEMA, compression="zstd") as writer:
             batch: list[dict] = []
-            for pair in iter_pairs(root, dataset, iterations):
+            for pair in iter_pairs(root, dataset, iterations, order):
                 batch.append(pair)
                 if len(batch) == ROW_GROUP:
                     writer.write_table(pa.Table.from_pylist(batch, schema=PAIR_SCHEMA))
@@ -97,13 +119,14 @@ def video_name(set_id: str, candidate: int) -> str:
     return f"{set_id.replace('/', '__')}__c{candidate}.mp4"
 
 
-def write_videodpo(root: Path, dataset: str, out: Path, iterations: list[int] | None = None) -> int:
+def write_videodpo(root: Path, dataset: str, out: Path, iterations: list[int] | None = None, order: str = "winner"
+                   ) -> int:
     """VideoDPO-style layout: ``out`` (a JSON list of {prompt, chosen, rejected, ...} with paths
     relative to it) and ``videos/`` beside it, each candidate's mp4 written once."""
     out = Path(out)
     videos = out.parent / "videos"
     items = []
-    for pair in iter_pairs(root, dataset, iterations):
+    for pair in iter_pairs(root, dataset, iterations, order):
         paths = {}
         for side in ("chosen", "rejected"):
             name = video_name(pair["set_id"], pair[f"{side}_index"])

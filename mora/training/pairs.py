@@ -60,8 +60,8 @@ class ShardPairDataset:
     Same interface as ``ShardVideoDataset`` (``files``, ``sources``, ``count``, ``rows``, ``example``)."""
 
     def __init__(self, root: Path, dataset: str, iterations: list[int], height: int = 64, width: int = 64,
-                 num_frames: int | None = None, sources: tuple[str, ...] | None = None):
-        self.root, self.dataset, self.iterations = Path(root), dataset, iterations
+                 num_frames: int | None = None, sources: tuple[str, ...] | None = None, order: str = "winner"):
+        self.root, self.dataset, self.iterations, self.order = Path(root), dataset, iterations, order
         self.files = shard_files(root, dataset, iterations)
         self.height, self.width, self.num_frames, self.sources = height, width, num_frames, sources
 
@@ -70,11 +70,11 @@ class ShardPairDataset:
 
     def count(self) -> int:
         """Pairs per epoch, counted without reading a video."""
-        return sum(len(set_pairs(s)[0]) for s in stream_sets(self.root, self.dataset, self.iterations)
+        return sum(len(set_pairs(s, self.order)[0]) for s in stream_sets(self.root, self.dataset, self.iterations)
                    if self._kept(s.first["decision_source"]))
 
     def rows(self) -> Iterator[tuple[dict, int]]:
-        for pair in iter_pairs(self.root, self.dataset, self.iterations):
+        for pair in iter_pairs(self.root, self.dataset, self.iterations, self.order):
             if self._kept(pair["decision_source"]):
                 yield pair, pair["iteration"]
 

@@ -99,9 +99,9 @@ class SelfModulatedTrainer:
             self._check_parent()
         self.num_frames = self.training.num_frames or self.gen.num_frames
         size, sources = (self.gen.height, self.gen.width, self.num_frames), None if review else ("judges",)
-        if self.training.objective == "preference":  # each accepted set's winner against each other candidate
+        if self.training.objective == "preference":  # each accepted set's pairs (training.pairs)
             self.data = ShardPairDataset(config.shards.root, config.shards.dataset, [config.iteration], *size,
-                                         sources=sources)
+                                         sources=sources, order=self.training.pairs)
         else:
             self.data = ShardVideoDataset(config.shards.root, config.shards.dataset, [config.iteration],
                                           self.training.choose, *size, sources=sources)
