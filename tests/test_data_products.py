@@ -146,6 +146,14 @@ def test_pairs_have_the_right_count_and_the_chosen_and_rejected_bytes(decided, t
                              "--out", str(only_2)])
     assert len(pd.read_parquet(only_2)) == (pairs.iteration == 2).sum()
 
+    agreed = tmp_path / "consensus.parquet"
+    result = CliRunner().invoke(app, ["dataset", "pairs", str(root), "--dataset", dataset, "--order", "consensus",
+                                      "--out", str(agreed)])
+    assert result.exit_code == 0, result.output
+    consensus = pd.read_parquet(agreed)  # the winner pairs, and more where the judges agreed beyond their winner
+    assert set(pairs.pair_id) <= set(consensus.pair_id) and len(consensus) >= len(pairs)
+    assert consensus.groupby("set_id").weight.sum().round(9).eq(1.0).all()
+
     dpo = tmp_path / "dpo" / "pairs.json"
     result = CliRunner().invoke(app, ["dataset", "pairs", str(root), "--dataset", dataset, "--out", str(dpo),
                                       "--format", "videodpo"])
@@ -277,6 +285,8 @@ def test_bad_input_is_one_line(decided, tmp_path):
     runner = CliRunner()
     for args in (["dataset", "pairs", str(root), "--dataset", "nope", "--out", str(tmp_path / "p.parquet")],
                  ["dataset", "pairs", str(root), "--dataset", dataset, "--iteration", "9", "--out",
+                  str(tmp_path / "p.parquet")],
+                 ["dataset", "pairs", str(root), "--dataset", dataset, "--order", "best", "--out",
                   str(tmp_path / "p.parquet")],
                  ["dataset", "export", str(root), "--dataset", dataset, "--choose", "best", "--out", str(tmp_path)],
                  ["dataset", "judges", str(tmp_path / "missing"), "--dataset", dataset]):
