@@ -320,6 +320,11 @@ def combine(paths: list[str], args, console) -> None:
     finish(rep, by_arm, work, args, console)
 
 
+def loop_seed(settings: dict) -> str:
+    """The loop's seed a run set (``--set seed=N``), or the preset's."""
+    return next((s.split("=", 1)[1] for s in settings.get("set", []) if s.startswith("seed=")), "preset")
+
+
 def replicates(paths: list[str], args, console) -> None:
     """Whole runs as the unit: a run's intervals are over its evaluation videos, and say nothing of how
     another run (other reviewer answers, so other winners) would have gone. Intervals here use Student's t
@@ -330,10 +335,13 @@ def replicates(paths: list[str], args, console) -> None:
     runs = [json.loads(Path(p).read_text()) for p in paths]
     if len(runs) < 2:
         raise SystemExit("error: --replicates needs the loop-learns.json of two runs or more")
-    first = runs[0]["settings"]
+    def setting(run: dict, key: str):  # the loop's seed (--set seed=N) may differ between replicates
+        value = run["settings"].get(key)
+        return [s for s in value if not s.startswith("seed=")] if key == "set" else value
+
     for key in ("property", "iterations", "prompts", "reliability", "eval_seeds", "eval_prompts", "eval_count", "set",
                 "arms", "config"):
-        other = [p for p, r in zip(paths, runs, strict=True) if r["settings"].get(key) != first.get(key)]
+        other = [p for p, r in zip(paths, runs, strict=True) if setting(r, key) != setting(runs[0], key)]
         if other:
             raise SystemExit(f"error: {other[0]} ran with another --{key.replace('_', '-')}; replicate like runs")
     arms = list(runs[0]["arms"])
@@ -351,11 +359,14 @@ def replicates(paths: list[str], args, console) -> None:
         t.add_column(arm, justify="right")
     t.add_column("more - less", justify="right")
     t.add_column("separation in the run", justify="right")
+    t.add_column("control in its it-0 interval", justify="right")
     for path, run, g in zip(paths, runs, gap, strict=True):
-        t.add_row(f"seed {run['settings']['seed']} ({Path(path).parent.name})",
-                  *[f"{run['arms'][arm]['drift']:+.4f}" for arm in arms], f"{g:+.4f}", f"{run['separation']:.1f}")
+        control = run["arms"].get("control", {}).get("within_iteration_0_interval")
+        t.add_row(f"seeds {run['settings']['seed']}/{loop_seed(run['settings'])} ({Path(path).parent.name})",
+                  *[f"{run['arms'][arm]['drift']:+.4f}" for arm in arms], f"{g:+.4f}", f"{run['separation']:.1f}",
+                  {True: "yes", False: "no", None: "-"}[control])
     summary = {arm: over_runs(drifts[arm]) for arm in arms} | {"more - less": over_runs(gap)}
-    t.add_row("mean ± 95% (t)", *[f"{m:+.4f} ± {h:.4f}" for m, h in summary.values()], "")
+    t.add_row("mean ± 95% (t)", *[f"{m:+.4f} ± {h:.4f}" for m, h in summary.values()], "", "")
     console.print(t)
     mean, half = summary["more - less"]
     separation = mean / (half / t95) if half else float("nan")
@@ -378,8 +389,8 @@ def replicates(paths: list[str], args, console) -> None:
         axis.set_xticks(range(runs[0]["settings"]["iterations"] + 1))
     ax.set_ylabel(f"{runs[0]['property']} of evaluation videos (mean)")
     spread.set_ylabel("standard deviation over evaluation videos")
-    fig.suptitle(f"Does the loop learn? {len(runs)} runs (line style), reviewers' seeds "
-                 f"{', '.join(str(r['settings']['seed']) for r in runs)}", fontsize=9)
+    seeds = ", ".join(f"{r['settings']['seed']}/{loop_seed(r['settings'])}" for r in runs)
+    fig.suptitle(f"Does the loop learn? {len(runs)} runs (line style), reviewers'/loop's seeds {seeds}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     work = Path(args.out or tempfile.mkdtemp(prefix="mora-loop-learns-")).resolve()
