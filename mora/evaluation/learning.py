@@ -2,13 +2,13 @@
 and how far it moved, with intervals.
 
 Every checkpoint makes the same videos: fixed evaluation prompts (never training prompts), each with
-the same seeds, through the public text-to-video procedure. Every (prompt, seed) item has a seed of its own:
-with one seed list shared by every prompt, the tiny generator's brightness was set more by the seed than by
-the prompt (seed means 0.233 to 0.280 where prompt means spread 0.017), so 24 prompts x 4 seeds were about 4
-independent videos and their intervals far too narrow. So the videos of two
-checkpoints (or two arms of an experiment) are pairs, and a change is measured item by item: the
-slope of the property over iterations per (prompt, seed), then the mean over items with its standard
-error. Pure numpy apart from ``measure``, which makes the videos.
+the same seeds, through the public text-to-video procedure. So the videos of two checkpoints (or two arms
+of an experiment) are pairs, and a change is measured item by item: the slope of the property over
+iterations per (prompt, seed), then the mean over items with its standard error. Every item has a seed of
+its own: with one seed list shared by every prompt, the tiny generator's brightness was set more by the
+seed than by the prompt (seed means 0.233 to 0.280 where prompt means spread 0.017), so 24 prompts x 4
+seeds were about 4 independent videos and their intervals far too narrow. Pure numpy apart from
+``measure``, which makes the videos.
 """
 
 from __future__ import annotations
